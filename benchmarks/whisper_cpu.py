@@ -1,0 +1,380 @@
+"""Whisper on CPU: polyasr against transformers, faster-whisper and openai-whisper.
+
+Every engine transcribes the same audio with the same whisper-base weights in its own
+subprocess, so load time, cold start and peak RSS are per engine. Run from the bench venv:
+
+    python benchmarks/whisper_cpu.py [--engines polyasr,transformers] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import zlib
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("POLYASR_SHARED", REPO_ROOT.parent / "shared"))
+SAMPLE_RATE = 16_000
+MIN_AUDIO_S = 128.0
+GAP_S = 1.5
+RESULT_PREFIX = "BENCH_RESULT "
+
+
+@dataclass
+class Result:
+    """What one worker measured; times are seconds since the parent launched it."""
+
+    engine: str
+    load_s: float = 0.0  # process start -> model ready
+    cold_s: float = 0.0  # process start -> first text available
+    transcribe_s: float = 0.0  # wall time of the one transcription call
+    transcribe_cpu_s: float = 0.0  # CPU time (all threads) of that call
+    peak_rss_mb: float = 0.0
+    text: str = ""
+    error: str = ""
+
+
+# --- engines (each runs inside its worker process; heavy imports stay local) ---------------
+
+
+def run_polyasr(model_dir: Path, audio: Path, threads: int, cache: Path) -> Callable[[], str]:
+    import torch
+
+    import polyasr
+
+    torch.set_num_threads(threads)
+    model = polyasr.load(str(model_dir), device="cpu", dtype="float32")
+    options = polyasr.TranscribeOptions(language="en", beam_size=1)
+    return lambda: model.transcribe(str(audio), options).text
+
+
+def run_transformers(model_dir: Path, audio: Path, threads: int, cache: Path) -> Callable[[], str]:
+    import soundfile as sf
+    import torch
+    from transformers import WhisperForConditionalGeneration, WhisperProcessor
+
+    torch.set_num_threads(threads)
+    processor = WhisperProcessor.from_pretrained(model_dir)
+    model = WhisperForConditionalGeneration.from_pretrained(model_dir, dtype=torch.float32).eval()
+
+    def transcribe() -> str:
+        samples, _ = sf.read(audio, dtype="float32")
+        # Long-form (> 30 s) mode: whole file, no truncation, sequential timestamp decoding.
+        inputs = processor(
+            samples,
+            sampling_rate=SAMPLE_RATE,
+            return_tensors="pt",
+            truncation=False,
+            padding="longest",
+            return_attention_mask=True,
+        )
+        with torch.inference_mode():
+            ids = model.generate(
+                **inputs,
+                language="en",
+                task="transcribe",
+                return_timestamps=True,
+                num_beams=1,
+                do_sample=False,
+            )
+        return processor.batch_decode(ids, skip_special_tokens=True)[0]
+
+    return transcribe
+
+
+def _faster_whisper(compute_type: str) -> Callable[[Path, Path, int, Path], Callable[[], str]]:
+    def run(model_dir: Path, audio: Path, threads: int, cache: Path) -> Callable[[], str]:
+        from faster_whisper import WhisperModel
+
+        model = WhisperModel(
+            str(ct2_model_dir(model_dir, cache)),
+            device="cpu",
+            compute_type=compute_type,
+            cpu_threads=threads,
+        )
+
+        def transcribe() -> str:
+            segments, _ = model.transcribe(str(audio), language="en", beam_size=1, vad_filter=False)
+            return "".join(segment.text for segment in segments)
+
+        return transcribe
+
+    return run
+
+
+def run_openai_whisper(
+    model_dir: Path, audio: Path, threads: int, cache: Path
+) -> Callable[[], str]:
+    import soundfile as sf
+    import torch
+    import whisper
+    from safetensors.torch import load_file
+    from whisper.model import ModelDimensions, Whisper
+
+    torch.set_num_threads(threads)
+    config = json.loads((model_dir / "config.json").read_text())
+    keys = (  # in ModelDimensions' field order: n_mels, n_audio_* (4), n_vocab, n_text_* (4)
+        "num_mel_bins max_source_positions d_model encoder_attention_heads encoder_layers "
+        "vocab_size max_target_positions d_model decoder_attention_heads decoder_layers"
+    )
+    dims = ModelDimensions(*(config[key] for key in keys.split()))
+    model = Whisper(dims)
+    weights = load_file(model_dir / "model.safetensors")
+    model.load_state_dict({openai_name(k): v.float() for k, v in weights.items()})
+    heads = json.loads((model_dir / "generation_config.json").read_text())["alignment_heads"]
+    mask = torch.zeros(dims.n_text_layer, dims.n_text_head, dtype=torch.bool)
+    mask[tuple(zip(*heads, strict=True))] = True
+    model.register_buffer("alignment_heads", mask.to_sparse(), persistent=False)
+    model.eval()
+
+    def transcribe() -> str:
+        samples, _ = sf.read(audio, dtype="float32")  # openai-whisper would need ffmpeg for a path
+        return whisper.transcribe(model, samples, language="en", fp16=False)["text"]
+
+    return transcribe
+
+
+ENGINES: dict[str, Callable[[Path, Path, int, Path], Callable[[], str]]] = {
+    "polyasr": run_polyasr,
+    "transformers": run_transformers,
+    "faster-whisper-fp32": _faster_whisper("float32"),
+    "faster-whisper-int8": _faster_whisper("int8"),
+    "openai-whisper": run_openai_whisper,
+}
+
+_OPENAI_NAMES = [  # applied in order to each Hugging Face key
+    ("model.encoder.embed_positions.weight", "encoder.positional_embedding"),
+    ("model.decoder.embed_positions.weight", "decoder.positional_embedding"),
+    ("model.decoder.embed_tokens", "decoder.token_embedding"),
+    ("model.encoder.layer_norm", "encoder.ln_post"),
+    ("model.decoder.layer_norm", "decoder.ln"),
+    ("model.", ""),
+    (".layers.", ".blocks."),
+    ("encoder_attn_layer_norm", "cross_attn_ln"),
+    ("self_attn_layer_norm", "attn_ln"),
+    ("final_layer_norm", "mlp_ln"),
+    ("encoder_attn.", "cross_attn."),
+    ("self_attn.", "attn."),
+    ("q_proj", "query"),
+    ("k_proj", "key"),
+    ("v_proj", "value"),
+    ("out_proj", "out"),
+    ("fc1", "mlp.0"),
+    ("fc2", "mlp.2"),
+]
+
+
+def openai_name(hf_key: str) -> str:
+    """Map a Hugging Face Whisper parameter name to openai-whisper's name."""
+    for old, new in _OPENAI_NAMES:
+        hf_key = hf_key.replace(old, new)
+    return hf_key
+
+
+def ct2_model_dir(model_dir: Path, cache: Path) -> Path:
+    """The CTranslate2 conversion of model_dir (float32), made once and kept in cache."""
+    out = cache / f"ct2-{model_dir.name}"
+    if not (out / "model.bin").exists():
+        from ctranslate2.converters import TransformersConverter
+
+        converter = TransformersConverter(
+            str(model_dir), copy_files=["tokenizer.json", "preprocessor_config.json"]
+        )
+        converter.convert(str(out), quantization="float32", force=True)
+    return out
+
+
+def worker(args: argparse.Namespace) -> None:
+    """Load one engine, transcribe once, print one JSON line."""
+    start = args.launched_at
+    result = Result(engine=args.worker)
+    try:
+        transcribe = ENGINES[args.worker](args.model, args.audio, args.threads, args.cache_dir)
+        ready, cpu = time.time(), time.process_time()
+        result.text = transcribe().strip()
+        done = time.time()
+        result.transcribe_cpu_s = time.process_time() - cpu
+        result.load_s, result.cold_s = ready - start, done - start
+        result.transcribe_s = done - ready
+    except Exception as exc:  # reported in the table, not raised
+        result.error = f"{type(exc).__name__}: {exc}"
+    result.peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    print(RESULT_PREFIX + json.dumps(result.__dict__), flush=True)
+
+
+# --- parent: audio, subprocesses, table -----------------------------------------------------
+
+
+def build_default_audio(out_wav: Path) -> str:
+    """Write >= MIN_AUDIO_S of English speech to out_wav; return the joined reference."""
+    import numpy as np
+    import soundfile as sf
+
+    data = SHARED / "data"
+    pieces = [(data / "en/derived_longform_dev.flac", (data / "en/derived_longform_dev.txt"))]
+    for line in (data / "manifest.jsonl").read_text().splitlines():
+        entry = json.loads(line)
+        if (
+            entry["language"] == "en"
+            and entry["task"] == "asr"
+            and entry["sample_rate"] == SAMPLE_RATE
+            and entry["channels"] == 1
+            and ("librispeech" in entry["path"] or "librivox" in entry["path"])
+        ):
+            path = data / entry["path"]
+            pieces.append((path, path.with_suffix(".txt")))
+    gap = np.zeros(int(GAP_S * SAMPLE_RATE), dtype=np.float32)
+    chunks: list[np.ndarray] = []
+    texts: list[str] = []
+    for audio_path, text_path in pieces:
+        if sum(len(c) for c in chunks) >= MIN_AUDIO_S * SAMPLE_RATE:
+            break
+        samples, rate = sf.read(audio_path, dtype="float32")
+        assert rate == SAMPLE_RATE and samples.ndim == 1, audio_path
+        chunks += [gap, samples] if chunks else [samples]
+        texts.append(text_path.read_text().strip())
+    sf.write(out_wav, np.concatenate(chunks), SAMPLE_RATE, subtype="PCM_16")
+    return " ".join(texts)
+
+
+def run_worker(engine: str, args: argparse.Namespace, audio: Path) -> Result:
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
+    flags = {"--model": args.model, "--audio": audio, "--threads": args.threads}
+    flags |= {"--cache-dir": args.cache_dir, "--launched-at": time.time()}
+    cmd = [sys.executable, __file__, "--worker", engine, *map(str, sum(flags.items(), ()))]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    for line in proc.stdout.splitlines():
+        if line.startswith(RESULT_PREFIX):
+            return Result(**json.loads(line[len(RESULT_PREFIX) :]))
+    tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+    return Result(engine=engine, error=f"worker exited {proc.returncode}: {tail}")
+
+
+def max_trigram_count(text: str) -> int:
+    from polyasr.metrics import normalize_text
+
+    words = normalize_text(text).split()
+    return max(Counter(zip(words, words[1:], words[2:], strict=False)).values(), default=0)
+
+
+def max_compression_ratio(text: str, window: int = 80) -> float:
+    """Highest zlib ratio over windows of ~30 s of speech (Whisper's loop test is per window)."""
+    words = text.split()
+    ratios = [0.0]
+    for i in range(0, max(len(words) - window, 0) + 1, window // 2):
+        raw = " ".join(words[i : i + window]).encode()
+        ratios.append(len(raw) / len(zlib.compress(raw)) if raw else 0.0)
+    return max(ratios)
+
+
+HEADER = ["engine", "RTF", "vs polyasr", "CPU s", "load s", "cold s", "peak MB", "WER %"]
+HEADER += ["max 3g", "zlib", "loop"]
+
+
+def print_table(
+    results: list[Result], duration: float, reference: str, threads: int, load_avg: float
+) -> None:
+    from polyasr.metrics import wer
+
+    base = next((r for r in results if r.engine == "polyasr" and not r.error), None)
+    base_rtf = base.transcribe_s / duration if base else None
+    ref_3g = max_trigram_count(reference)
+    rows = [HEADER]
+    for r in results:
+        if r.error:
+            continue
+        rtf = r.transcribe_s / duration
+        trigrams, zratio = max_trigram_count(r.text), max_compression_ratio(r.text)
+        rows.append(
+            [
+                r.engine,
+                f"{rtf:.3f}",
+                f"{rtf / base_rtf:.2f}x" if base_rtf else "-",
+                f"{r.transcribe_cpu_s:.1f}",
+                f"{r.load_s:.2f}",
+                f"{r.cold_s:.2f}",
+                f"{r.peak_rss_mb:.0f}",
+                f"{100 * wer(reference, r.text):.2f}",
+                str(trigrams),
+                f"{zratio:.2f}",
+                "yes" if zratio > 2.4 or trigrams >= ref_3g + 3 else "no",
+            ]
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(HEADER))]
+    lines = [
+        row[0].ljust(widths[0]) + "  " + "  ".join(map(str.rjust, row[1:], widths[1:]))
+        for row in rows
+    ]
+    print(
+        f"\nwhisper-base on CPU, {threads} threads, {duration:.1f} s of English speech; one "
+        "cold call per engine, no warm-up (RTF is that first and only call on the full file); "
+        f"load average before the run: {load_avg:.2f}.\n"
+    )
+    print("\n".join([lines[0], "-" * len(lines[0]), *lines[1:]]))
+    for r in results:
+        if r.error:
+            print(f"{r.engine}: {r.error}")
+    print(
+        "\nvs polyasr = engine RTF / polyasr RTF (>1 means polyasr is faster). CPU s = CPU time "
+        "of the transcription, all threads. max 3g = most repeats of one word 3-gram "
+        f"(reference: {ref_3g}); loop = zlib ratio (worst 80-word window) > 2.4 or max 3g >= "
+        "reference + 3."
+    )
+
+
+def main() -> None:
+    default_cache = (
+        Path(sys.prefix) if sys.prefix != sys.base_prefix else Path(tempfile.gettempdir())
+    ) / "polyasr-bench-cache"
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--engines", default=",".join(ENGINES), help="comma-separated subset")
+    parser.add_argument("--model", type=Path, default=SHARED / "models/whisper-base")
+    parser.add_argument("--audio", type=Path, help="audio file (default: built from shared/data)")
+    parser.add_argument("--reference", type=Path, help="reference text file for --audio")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--cache-dir", type=Path, default=default_cache, help="CTranslate2 model")
+    parser.add_argument("--print-text", action="store_true", help="also print each hypothesis")
+    parser.add_argument("--worker", choices=list(ENGINES), help=argparse.SUPPRESS)
+    parser.add_argument("--launched-at", type=float, default=time.time(), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        return worker(args)
+
+    engines = [e.strip() for e in args.engines.split(",") if e.strip()]
+    unknown = set(engines) - set(ENGINES)
+    if unknown:
+        parser.error(f"unknown engines: {', '.join(sorted(unknown))}")
+    if bool(args.audio) != bool(args.reference):
+        parser.error("--audio and --reference go together")
+    if any(e.startswith("faster-whisper") for e in engines):
+        ct2_model_dir(args.model, args.cache_dir)  # convert before timing anything
+
+    import soundfile as sf
+
+    with tempfile.TemporaryDirectory() as tmp:
+        audio = args.audio or Path(tmp) / "bench.wav"
+        reference = args.reference.read_text() if args.reference else build_default_audio(audio)
+        duration = sf.info(audio).duration
+        load_avg = os.getloadavg()[0]
+        results = []
+        for engine in engines:
+            print(f"running {engine} ...", file=sys.stderr, flush=True)
+            results.append(run_worker(engine, args, audio))
+    print_table(results, duration, reference, args.threads, load_avg)
+    if args.print_text:
+        for r in results:
+            print(f"\n[{r.engine}] {r.text}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,47 @@
+"""Resolve a model name, hub id or local path to a local directory (downloading if needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .errors import ModelError
+
+HUB_FILES = [
+    "*.json",
+    "*.safetensors",
+    "*.txt",
+    "*.model",
+    "*.nemo",
+    "*.ckpt",
+    "*.yaml",
+]
+
+
+def download(repo_id: str) -> Path:
+    """Fetch a hub repository into the huggingface_hub cache (with a progress bar)."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+    )
+
+    try:
+        return Path(snapshot_download(repo_id, allow_patterns=HUB_FILES, local_files_only=True))
+    except (LocalEntryNotFoundError, FileNotFoundError):
+        pass
+    except Exception:  # a corrupt or partial cache entry: let the download repair it
+        pass
+    try:
+        return Path(snapshot_download(repo_id, allow_patterns=HUB_FILES))
+    except RepositoryNotFoundError as exc:
+        raise ModelError(f"model {repo_id!r} does not exist on the Hugging Face hub") from exc
+    except GatedRepoError as exc:
+        raise ModelError(f"model {repo_id!r} is gated: log in with `hf auth login` first") from exc
+    except LocalEntryNotFoundError as exc:
+        raise ModelError(
+            f"cannot download {repo_id!r}: the Hugging Face hub is unreachable (offline?) and the "
+            "model is not in the local cache; pass a local model directory with --model PATH"
+        ) from exc
+    except OSError as exc:
+        raise ModelError(f"cannot download {repo_id!r}: {exc}") from exc

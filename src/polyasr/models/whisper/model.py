@@ -1,0 +1,222 @@
+"""The Whisper network in data-flow order: attention, blocks, audio encoder, text decoder.
+
+Pre-LayerNorm transformer; keys have no bias; GELU is the exact erf form. The decoder keeps a
+preallocated key/value cache so each generated token costs one position of work.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+@dataclass(frozen=True)
+class WhisperDims:
+    n_mels: int
+    vocab_size: int
+    d_model: int
+    encoder_layers: int
+    decoder_layers: int
+    encoder_heads: int
+    decoder_heads: int
+    encoder_ffn: int
+    decoder_ffn: int
+    n_audio_ctx: int = 1500
+    n_text_ctx: int = 448
+
+
+class KVCache:
+    """Self-attention keys/values [B, H, n_text_ctx, head_dim] per layer, plus cross K/V."""
+
+    def __init__(self, dims: WhisperDims, batch: int, device, dtype) -> None:
+        head_dim = dims.d_model // dims.decoder_heads
+        shape = (dims.decoder_layers, 2, batch, dims.decoder_heads, dims.n_text_ctx, head_dim)
+        self.self_kv = torch.empty(shape, device=device, dtype=dtype)
+        self.cross_kv: list[tuple[Tensor, Tensor]] = []
+        self.length = 0
+
+    def reorder(self, index: Tensor) -> None:
+        """Keep batch rows `index` (beam search): rows of the same audio share cross K/V."""
+        self.self_kv[:, :, :, :, : self.length] = self.self_kv[:, :, index, :, : self.length]
+
+
+class MultiHeadAttention(nn.Module):
+    def __init__(self, d_model: int, n_heads: int) -> None:
+        super().__init__()
+        self.n_heads = n_heads
+        self.query = nn.Linear(d_model, d_model)
+        self.key = nn.Linear(d_model, d_model, bias=False)
+        self.value = nn.Linear(d_model, d_model)
+        self.out = nn.Linear(d_model, d_model)
+
+    def split(self, x: Tensor) -> Tensor:
+        """[B, T, D] -> [B, H, T, D/H]."""
+        b, t, _ = x.shape
+        return x.view(b, t, self.n_heads, -1).transpose(1, 2)
+
+    def merge(self, x: Tensor) -> Tensor:
+        b, _, t, _ = x.shape
+        return x.transpose(1, 2).reshape(b, t, -1)
+
+    def project_kv(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        return self.split(self.key(x)), self.split(self.value(x))
+
+
+def attention_scores(q: Tensor, k: Tensor) -> Tensor:
+    """Scaled dot products before softmax [B, H, Tq, Tk], in float32 (for alignment heads)."""
+    return (q @ k.transpose(-1, -2)).float() * q.shape[-1] ** -0.5
+
+
+class EncoderBlock(nn.Module):
+    def __init__(self, d_model: int, n_heads: int, ffn: int) -> None:
+        super().__init__()
+        self.attn = MultiHeadAttention(d_model, n_heads)
+        self.attn_ln = nn.LayerNorm(d_model)
+        self.mlp = nn.Sequential(nn.Linear(d_model, ffn), nn.GELU(), nn.Linear(ffn, d_model))
+        self.mlp_ln = nn.LayerNorm(d_model)
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = self.attn_ln(x)
+        q, (k, v) = self.attn.split(self.attn.query(h)), self.attn.project_kv(h)
+        x = x + self.attn.out(self.attn.merge(F.scaled_dot_product_attention(q, k, v)))
+        return x + self.mlp(self.mlp_ln(x))
+
+
+class AudioEncoder(nn.Module):
+    """log-mel [B, n_mels, 3000] -> audio states [B, 1500, d]."""
+
+    def __init__(self, dims: WhisperDims) -> None:
+        super().__init__()
+        d = dims.d_model
+        self.conv1 = nn.Conv1d(dims.n_mels, d, kernel_size=3, padding=1)
+        self.conv2 = nn.Conv1d(d, d, kernel_size=3, stride=2, padding=1)
+        self.register_buffer("positional_embedding", sinusoids(dims.n_audio_ctx, d))
+        self.blocks = nn.ModuleList(
+            EncoderBlock(d, dims.encoder_heads, dims.encoder_ffn) for _ in range(dims.encoder_layers)
+        )
+        self.ln_post = nn.LayerNorm(d)
+
+    def embed(self, mel: Tensor) -> Tensor:
+        x = F.gelu(self.conv1(mel))
+        x = F.gelu(self.conv2(x)).transpose(1, 2)
+        return x + self.positional_embedding[: x.shape[1]]
+
+    def forward(self, mel: Tensor) -> Tensor:
+        x = self.embed(mel)
+        for block in self.blocks:
+            x = block(x)
+        return self.ln_post(x)
+
+
+class DecoderBlock(nn.Module):
+    def __init__(self, d_model: int, n_heads: int, ffn: int) -> None:
+        super().__init__()
+        self.attn = MultiHeadAttention(d_model, n_heads)
+        self.attn_ln = nn.LayerNorm(d_model)
+        self.cross_attn = MultiHeadAttention(d_model, n_heads)
+        self.cross_attn_ln = nn.LayerNorm(d_model)
+        self.mlp = nn.Sequential(nn.Linear(d_model, ffn), nn.GELU(), nn.Linear(ffn, d_model))
+        self.mlp_ln = nn.LayerNorm(d_model)
+
+    def forward(
+        self,
+        x: Tensor,
+        self_kv: Tensor,
+        cross_kv: tuple[Tensor, Tensor],
+        offset: int,
+        want_cross_weights: bool = False,
+    ) -> tuple[Tensor, Tensor | None]:
+        """x [B, n, d]; self_kv [2, B, H, ctx, hd] is written at offset..offset+n.
+
+        With `want_cross_weights`, also returns the cross-attention scores before softmax.
+        """
+        n = x.shape[1]
+        h = self.attn_ln(x)
+        q, (k, v) = self.attn.split(self.attn.query(h)), self.attn.project_kv(h)
+        end = offset + n
+        self_kv[0, :, :, offset:end] = k
+        self_kv[1, :, :, offset:end] = v
+        keys, values = self_kv[0, :, :, :end], self_kv[1, :, :, :end]
+        if n == 1:
+            a = F.scaled_dot_product_attention(q, keys, values)
+        else:
+            mask = torch.ones(n, end, dtype=torch.bool, device=x.device).tril(offset)
+            a = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask)
+        x = x + self.attn.out(self.attn.merge(a))
+
+        q = self.cross_attn.split(self.cross_attn.query(self.cross_attn_ln(x)))
+        ck, cv = cross_kv
+        scores = None
+        if want_cross_weights:
+            scores = attention_scores(q, ck)
+            a = scores.softmax(dim=-1).to(cv.dtype) @ cv
+        else:
+            a = F.scaled_dot_product_attention(q, ck, cv)
+        x = x + self.cross_attn.out(self.cross_attn.merge(a))
+        return x + self.mlp(self.mlp_ln(x)), scores
+
+
+class TextDecoder(nn.Module):
+    """tokens [B, n] + audio states -> hidden states [B, n, d], with a KV cache."""
+
+    def __init__(self, dims: WhisperDims) -> None:
+        super().__init__()
+        d = dims.d_model
+        self.token_embedding = nn.Embedding(dims.vocab_size, d)
+        self.positional_embedding = nn.Parameter(torch.empty(dims.n_text_ctx, d))
+        self.blocks = nn.ModuleList(
+            DecoderBlock(d, dims.decoder_heads, dims.decoder_ffn) for _ in range(dims.decoder_layers)
+        )
+        self.ln = nn.LayerNorm(d)
+
+    def set_audio(self, cache: KVCache, audio_states: Tensor) -> None:
+        """Project the audio states to cross-attention K/V once per window."""
+        cache.cross_kv = [block.cross_attn.project_kv(audio_states) for block in self.blocks]
+
+    def forward(
+        self, tokens: Tensor, cache: KVCache, want_cross_weights: bool = False
+    ) -> tuple[Tensor, list[Tensor]]:
+        offset = cache.length
+        n = tokens.shape[1]
+        x = self.token_embedding(tokens) + self.positional_embedding[offset : offset + n]
+        weights = []
+        for i, block in enumerate(self.blocks):
+            x, w = block(x, cache.self_kv[i], cache.cross_kv[i], offset, want_cross_weights)
+            if w is not None:
+                weights.append(w)
+        cache.length = offset + n
+        return self.ln(x), weights
+
+    def logits(self, hidden: Tensor) -> Tensor:
+        """Tied output projection, in float32 whatever the compute dtype."""
+        return (hidden @ self.token_embedding.weight.T).float()
+
+
+class Whisper(nn.Module):
+    def __init__(self, dims: WhisperDims) -> None:
+        super().__init__()
+        self.dims = dims
+        self.alignment_heads = default_alignment_heads(dims)
+        self.encoder = AudioEncoder(dims)
+        self.decoder = TextDecoder(dims)
+
+    def new_cache(self, batch: int) -> KVCache:
+        p = self.decoder.positional_embedding
+        return KVCache(self.dims, batch, p.device, p.dtype)
+
+
+def default_alignment_heads(dims: WhisperDims) -> list[tuple[int, int]]:
+    """All heads of the second half of the decoder layers (openai's fallback)."""
+    layers, heads = dims.decoder_layers, dims.decoder_heads
+    return [(layer, head) for layer in range(layers // 2, layers) for head in range(heads)]
+
+
+def sinusoids(length: int, channels: int, max_timescale: float = 10000.0) -> Tensor:
+    """Whisper's fixed encoder positions: all sines, then all cosines."""
+    half = channels // 2
+    inv = torch.exp(-torch.log(torch.tensor(max_timescale)) / (half - 1) * torch.arange(half))
+    t = torch.arange(length)[:, None] * inv[None, :]
+    return torch.cat([torch.sin(t), torch.cos(t)], dim=1)
