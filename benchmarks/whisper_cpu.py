@@ -16,11 +16,14 @@ import subprocess
 import sys
 import tempfile
 import time
+import wave
 import zlib
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("POLYASR_SHARED", REPO_ROOT.parent / "shared"))
@@ -59,7 +62,6 @@ def run_polyasr(model_dir: Path, audio: Path, threads: int, cache: Path) -> Call
 
 
 def run_transformers(model_dir: Path, audio: Path, threads: int, cache: Path) -> Callable[[], str]:
-    import soundfile as sf
     import torch
     from transformers import WhisperForConditionalGeneration, WhisperProcessor
 
@@ -68,7 +70,7 @@ def run_transformers(model_dir: Path, audio: Path, threads: int, cache: Path) ->
     model = WhisperForConditionalGeneration.from_pretrained(model_dir, dtype=torch.float32).eval()
 
     def transcribe() -> str:
-        samples, _ = sf.read(audio, dtype="float32")
+        samples = read_wav(audio)
         # Long-form (> 30 s) mode: whole file, no truncation, sequential timestamp decoding.
         inputs = processor(
             samples,
@@ -115,7 +117,6 @@ def _faster_whisper(compute_type: str) -> Callable[[Path, Path, int, Path], Call
 def run_openai_whisper(
     model_dir: Path, audio: Path, threads: int, cache: Path
 ) -> Callable[[], str]:
-    import soundfile as sf
     import torch
     import whisper
     from safetensors.torch import load_file
@@ -138,7 +139,7 @@ def run_openai_whisper(
     model.eval()
 
     def transcribe() -> str:
-        samples, _ = sf.read(audio, dtype="float32")  # openai-whisper would need ffmpeg for a path
+        samples = read_wav(audio)  # given a path, openai-whisper would call the ffmpeg program
         return whisper.transcribe(model, samples, language="en", fp16=False)["text"]
 
     return transcribe
@@ -215,36 +216,41 @@ def worker(args: argparse.Namespace) -> None:
 # --- parent: audio, subprocesses, table -----------------------------------------------------
 
 
-def build_default_audio(out_wav: Path) -> str:
-    """Write >= MIN_AUDIO_S of English speech to out_wav; return the joined reference."""
-    import numpy as np
-    import soundfile as sf
+def default_audio() -> tuple[np.ndarray, str]:
+    """At least MIN_AUDIO_S of English speech from the shared data set, and its reference."""
+    from polyasr.audio import load_audio
 
     data = SHARED / "data"
-    pieces = [(data / "en/derived_longform_dev.flac", (data / "en/derived_longform_dev.txt"))]
+    paths = [data / "en/derived_longform_dev.flac"]
     for line in (data / "manifest.jsonl").read_text().splitlines():
         entry = json.loads(line)
-        if (
-            entry["language"] == "en"
-            and entry["task"] == "asr"
-            and entry["sample_rate"] == SAMPLE_RATE
-            and entry["channels"] == 1
-            and ("librispeech" in entry["path"] or "librivox" in entry["path"])
-        ):
-            path = data / entry["path"]
-            pieces.append((path, path.with_suffix(".txt")))
+        if entry["path"].startswith(("en/librivox", "en/librispeech")) and entry["channels"] == 1:
+            paths.append(data / entry["path"])
     gap = np.zeros(int(GAP_S * SAMPLE_RATE), dtype=np.float32)
     chunks: list[np.ndarray] = []
     texts: list[str] = []
-    for audio_path, text_path in pieces:
+    for path in paths:
         if sum(len(c) for c in chunks) >= MIN_AUDIO_S * SAMPLE_RATE:
             break
-        samples, rate = sf.read(audio_path, dtype="float32")
-        assert rate == SAMPLE_RATE and samples.ndim == 1, audio_path
-        chunks += [gap, samples] if chunks else [samples]
-        texts.append(text_path.read_text().strip())
-    sf.write(out_wav, np.concatenate(chunks), SAMPLE_RATE, subtype="PCM_16")
-    return " ".join(texts)
+        chunks += [gap, load_audio(path).mono()] if chunks else [load_audio(path).mono()]
+        texts.append(path.with_suffix(".txt").read_text().strip())
+    return np.concatenate(chunks), " ".join(texts)
+
+
+def write_wav(path: Path, samples: np.ndarray) -> None:
+    """16 kHz mono 16-bit PCM WAV."""
+    pcm = (np.clip(samples, -1.0, 1.0) * 32767).astype("<i2")
+    with wave.open(str(path), "wb") as f:
+        f.setnchannels(1)
+        f.setsampwidth(2)
+        f.setframerate(SAMPLE_RATE)
+        f.writeframes(pcm.tobytes())
+
+
+def read_wav(path: Path) -> np.ndarray:
+    """Float32 samples of a WAV written by write_wav."""
+    with wave.open(str(path), "rb") as f:
+        return np.frombuffer(f.readframes(f.getnframes()), dtype="<i2").astype(np.float32) / 32768
 
 
 def run_worker(engine: str, args: argparse.Namespace, audio: Path) -> Result:
@@ -359,12 +365,16 @@ def main() -> None:
     if any(e.startswith("faster-whisper") for e in engines):
         ct2_model_dir(args.model, args.cache_dir)  # convert before timing anything
 
-    import soundfile as sf
+    if args.audio:
+        from polyasr.audio import load_audio
 
+        samples, reference = load_audio(args.audio).mono(), args.reference.read_text()
+    else:
+        samples, reference = default_audio()
+    duration = len(samples) / SAMPLE_RATE
     with tempfile.TemporaryDirectory() as tmp:
-        audio = args.audio or Path(tmp) / "bench.wav"
-        reference = args.reference.read_text() if args.reference else build_default_audio(audio)
-        duration = sf.info(audio).duration
+        audio = Path(tmp) / "bench.wav"  # every engine decodes this same 16 kHz mono WAV
+        write_wav(audio, samples)
         load_avg = os.getloadavg()[0]
         results = []
         for engine in engines:

@@ -1,0 +1,169 @@
+"""The `polyasr` command line: transcribe files, list models."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from .errors import PolyasrError
+from .formats import WRITERS, formats_for, write_atomic
+
+DEFAULT_MODEL = "whisper-small"
+
+
+def _progress_bar(enabled: bool):
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:.0f}/{task.total:.0f} s"),
+        TimeRemainingColumn(),
+        transient=True,
+        disable=not enabled or not sys.stderr.isatty(),
+        console=_stderr_console(),
+    )
+
+
+def _stderr_console():
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="polyasr")
+def cli() -> None:
+    """Local speech recognition: Whisper and more, natively in PyTorch."""
+
+
+@cli.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("-m", "--model", default=DEFAULT_MODEL, show_default=True,
+              help="Short name (whisper-base), hub id (openai/whisper-base) or local directory.")
+@click.option("-l", "--language", default=None, help="Language code such as en or ru; detected if omitted.")
+@click.option("--task", type=click.Choice(["transcribe", "translate"]), default="transcribe", show_default=True)
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto", show_default=True)
+@click.option("--dtype", type=click.Choice(["auto", "float32", "float16", "bfloat16"]), default="auto",
+              show_default=True, help="Compute precision; auto = float16 on CUDA, float32 elsewhere.")
+@click.option("-f", "--format", "fmt", type=click.Choice([*WRITERS, "all"]), default="txt", show_default=True)
+@click.option("-o", "--output-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Write FILE_STEM.FORMAT files here instead of printing to stdout.")
+@click.option("--beam-size", type=click.IntRange(min=1), default=5, show_default=True,
+              help="1 is greedy decoding (fastest).")
+@click.option("--temperature", "temperatures", type=click.FloatRange(min=0), multiple=True,
+              help="Temperature schedule for fallback (repeat the option); default 0 0.2 ... 1.0.")
+@click.option("--word-timestamps/--no-word-timestamps", default=False, show_default=True)
+@click.option("--initial-prompt", default=None, help="Text that primes vocabulary and style.")
+@click.option("--condition-on-previous-text/--no-condition-on-previous-text", default=True, show_default=True)
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def transcribe(
+    files: tuple[Path, ...], model: str, language: str | None, task: str, device: str, dtype: str,
+    fmt: str, output_dir: Path | None, beam_size: int, temperatures: tuple[float, ...],
+    word_timestamps: bool, initial_prompt: str | None, condition_on_previous_text: bool, quiet: bool,
+) -> None:
+    """Transcribe audio or video FILES (wav, flac, mp3, ogg/opus, m4a, mp4, mkv, ...)."""
+    import polyasr
+
+    formats = formats_for(fmt)
+    if len(formats) > 1 and output_dir is None:
+        raise click.UsageError("--format all needs --output-dir")
+    options = polyasr.TranscribeOptions(
+        language=language, task=task, beam_size=beam_size, word_timestamps=word_timestamps,
+        initial_prompt=initial_prompt, condition_on_previous_text=condition_on_previous_text,
+        **({"temperatures": tuple(temperatures)} if temperatures else {}),
+    )
+    asr = polyasr.load(model, device=device, dtype=None if dtype == "auto" else dtype)
+    failures = 0
+    for path in files:
+        try:
+            with _progress_bar(not quiet) as bar:
+                job = bar.add_task(path.name, total=0)
+                result = asr.transcribe(
+                    path, options,
+                    progress=lambda done, total: bar.update(job, completed=done, total=total),
+                )
+        except PolyasrError as exc:
+            failures += 1
+            click.echo(f"error: {exc}", err=True)
+            continue
+        for name in formats:
+            text = WRITERS[name](result)
+            if output_dir is not None:
+                write_atomic(output_dir / f"{path.stem}.{name}", text)
+            else:
+                if len(files) > 1 and name != "json":
+                    click.echo(f"==> {path} <==")
+                if name == "json" and len(files) > 1:
+                    text = json.dumps({"file": str(path), **result.to_dict()}, ensure_ascii=False) + "\n"
+                click.echo(text, nl=False)
+    if failures:
+        raise SystemExit(1)
+
+
+@cli.command("models")
+def list_models() -> None:
+    """List known model names and the models already downloaded."""
+    from .registry import KNOWN_MODELS
+
+    cached = _cached_repos()
+    click.echo(f"{'name':<26} {'hub id':<34} downloaded")
+    for name, repo in KNOWN_MODELS.items():
+        size = cached.pop(repo, None)
+        click.echo(f"{name:<26} {repo:<34} {_size(size) if size is not None else '-'}")
+    if cached:
+        click.echo("\nother models in the Hugging Face cache:")
+        for repo, size in sorted(cached.items()):
+            click.echo(f"  {repo:<58} {_size(size)}")
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e6:.0f} MB" if n < 1e9 else f"{n / 1e9:.1f} GB"
+
+
+def _cached_repos() -> dict[str, int]:
+    try:
+        from huggingface_hub import scan_cache_dir
+
+        info = scan_cache_dir()
+    except Exception:
+        return {}
+    return {r.repo_id: r.size_on_disk for r in info.repos if r.repo_type == "model"}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: every error becomes one line on stderr and a non-zero exit code."""
+    try:
+        cli.main(args=argv, prog_name="polyasr", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        return 130
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        return 130
+    except click.UsageError as exc:
+        command = exc.ctx.command_path if exc.ctx is not None else "polyasr"
+        click.echo(f"error: {exc.format_message()} (see {command} --help)", err=True)
+        return 2
+    except click.ClickException as exc:
+        click.echo(f"error: {exc.format_message()}", err=True)
+        return exc.exit_code
+    except PolyasrError as exc:
+        click.echo(f"error: {exc}", err=True)
+        return 1
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 1
+    except Exception as exc:
+        if os.environ.get("POLYASR_DEBUG"):
+            raise
+        click.echo(f"internal error: {type(exc).__name__}: {exc} (set POLYASR_DEBUG=1 for details)", err=True)
+        return 3
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
