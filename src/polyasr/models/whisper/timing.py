@@ -33,11 +33,11 @@ class WordTiming:
 
 
 def median_filter(x: Tensor, width: int) -> Tensor:
-    """Median over the last axis with reflect padding (width odd)."""
+    """Median over the last axis of [heads, tokens, frames] with reflect padding (width odd)."""
     pad = width // 2
     if x.shape[-1] <= pad:
         return x
-    padded = F.pad(x[None], (pad, pad), mode="reflect")[0]
+    padded = F.pad(x, (pad, pad, 0, 0), mode="reflect")
     return padded.unfold(-1, width, 1).sort(dim=-1).values[..., pad]
 
 
@@ -212,5 +212,8 @@ def add_word_timestamps(
             else:
                 seg.end = last.end
             last_speech_end = seg.end
+            for word in words:
+                word.start, word.end = round(word.start, 3), round(word.end, 3)
+            seg.start, seg.end = round(seg.start, 3), round(seg.end, 3)
         seg.words = words
     return last_speech_end

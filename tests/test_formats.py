@@ -1,0 +1,62 @@
+import json
+import re
+
+from polyasr import Segment, Transcript, Word
+from polyasr.formats import formats_for, to_json, to_srt, to_txt, to_vtt, write_atomic
+
+TRANSCRIPT = Transcript(
+    text="Hello there. General Kenobi!",
+    segments=[
+        Segment(0.0, 1.5, " Hello there.", words=[Word(0.0, 0.6, " Hello", 0.9), Word(0.6, 1.5, " there.", 0.8)]),
+        Segment(3661.25, 3663.004, " General Kenobi!", speaker="SPEAKER_1"),
+        Segment(3664.0, 3665.0, " "),
+    ],
+    language="en",
+    duration=3665.0,
+    processing_seconds=36.65,
+)
+
+SRT_CUE = re.compile(r"(\d+)\n(\d\d):(\d\d):(\d\d),(\d{3}) --> (\d\d):(\d\d):(\d\d),(\d{3})\n(.+)\n")
+VTT_CUE = re.compile(r"(\d\d):(\d\d):(\d\d)\.(\d{3}) --> (\d\d):(\d\d):(\d\d)\.(\d{3})\n(.+)\n")
+
+
+def _seconds(h, m, s, ms):
+    return int(h) * 3600 + int(m) * 60 + int(s) + int(ms) / 1000
+
+
+def test_srt_parses_back_to_the_segments():
+    cues = SRT_CUE.findall(to_srt(TRANSCRIPT))
+    assert [int(c[0]) for c in cues] == [1, 2]  # the blank segment is left out
+    assert _seconds(*cues[1][1:5]) == 3661.25 and _seconds(*cues[1][5:9]) == 3663.004
+    assert cues[0][9] == "Hello there." and cues[1][9] == "[SPEAKER_1] General Kenobi!"
+
+
+def test_vtt_has_header_and_cues():
+    text = to_vtt(TRANSCRIPT)
+    assert text.startswith("WEBVTT\n\n")
+    cues = VTT_CUE.findall(text)
+    assert len(cues) == 2 and _seconds(*cues[0][4:8]) == 1.5
+
+
+def test_json_round_trips_words_and_timing():
+    data = json.loads(to_json(TRANSCRIPT))
+    assert data["text"] == TRANSCRIPT.text and data["language"] == "en"
+    assert data["segments"][0]["words"][1] == {"start": 0.6, "end": 1.5, "text": " there.", "probability": 0.8}
+    assert abs(data["rtf"] - 0.01) < 1e-9
+
+
+def test_txt_one_line_per_segment():
+    assert to_txt(TRANSCRIPT) == "Hello there.\n[SPEAKER_1] General Kenobi!\n"
+    assert to_txt(Transcript(text="", segments=[])) == ""
+
+
+def test_all_expands_to_every_format():
+    assert formats_for("all") == ["txt", "json", "srt", "vtt"]
+
+
+def test_write_atomic_replaces_whole_file_and_leaves_no_temp(tmp_path):
+    target = tmp_path / "out" / "a.srt"
+    write_atomic(target, "first")
+    write_atomic(target, "second")
+    assert target.read_text() == "second"
+    assert [p.name for p in target.parent.iterdir()] == ["a.srt"]
