@@ -43,6 +43,7 @@ class Result:
     transcribe_s: float = 0.0  # wall time of the one transcription call
     transcribe_cpu_s: float = 0.0  # CPU time (all threads) of that call
     peak_rss_mb: float = 0.0
+    other_cpu_s: float = 0.0  # CPU used by other processes meanwhile (set by the parent)
     text: str = ""
     error: str = ""
 
@@ -232,7 +233,8 @@ def default_audio() -> tuple[np.ndarray, str]:
     for path in paths:
         if sum(len(c) for c in chunks) >= MIN_AUDIO_S * SAMPLE_RATE:
             break
-        chunks += [gap, load_audio(path).mono()] if chunks else [load_audio(path).mono()]
+        samples = load_audio(path).mono()
+        chunks += [gap, samples] if chunks else [samples]
         texts.append(path.with_suffix(".txt").read_text().strip())
     return np.concatenate(chunks), " ".join(texts)
 
@@ -258,12 +260,28 @@ def run_worker(engine: str, args: argparse.Namespace, audio: Path) -> Result:
     flags = {"--model": args.model, "--audio": audio, "--threads": args.threads}
     flags |= {"--cache-dir": args.cache_dir, "--launched-at": time.time()}
     cmd = [sys.executable, __file__, "--worker", engine, *map(str, sum(flags.items(), ()))]
+    busy_before, children_before = machine_busy_s(), children_cpu_s()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    for line in proc.stdout.splitlines():
-        if line.startswith(RESULT_PREFIX):
-            return Result(**json.loads(line[len(RESULT_PREFIX) :]))
-    tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-    return Result(engine=engine, error=f"worker exited {proc.returncode}: {tail}")
+    other_cpu_s = machine_busy_s() - busy_before - (children_cpu_s() - children_before)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith(RESULT_PREFIX)]
+    if lines:
+        result = Result(**json.loads(lines[-1][len(RESULT_PREFIX) :]))
+    else:
+        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        result = Result(engine=engine, error=f"worker exited {proc.returncode}: {tail}")
+    result.other_cpu_s = max(other_cpu_s, 0.0)
+    return result
+
+
+def machine_busy_s() -> float:
+    """CPU seconds that all processes on the machine have used since boot (Linux)."""
+    user, nice, system, _idle, _iowait, irq, softirq = Path("/proc/stat").read_text().split()[1:8]
+    return sum(map(int, (user, nice, system, irq, softirq))) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def max_trigram_count(text: str) -> int:
@@ -284,7 +302,7 @@ def max_compression_ratio(text: str, window: int = 80) -> float:
 
 
 HEADER = ["engine", "RTF", "vs polyasr", "CPU s", "load s", "cold s", "peak MB", "WER %"]
-HEADER += ["max 3g", "zlib", "loop"]
+HEADER += ["max 3g", "zlib", "loop", "other CPU s"]
 
 
 def print_table(
@@ -314,6 +332,7 @@ def print_table(
                 str(trigrams),
                 f"{zratio:.2f}",
                 "yes" if zratio > 2.4 or trigrams >= ref_3g + 3 else "no",
+                f"{r.other_cpu_s:.1f}",
             ]
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(HEADER))]
@@ -334,7 +353,8 @@ def print_table(
         "\nvs polyasr = engine RTF / polyasr RTF (>1 means polyasr is faster). CPU s = CPU time "
         "of the transcription, all threads. max 3g = most repeats of one word 3-gram "
         f"(reference: {ref_3g}); loop = zlib ratio (worst 80-word window) > 2.4 or max 3g >= "
-        "reference + 3."
+        "reference + 3. other CPU s = CPU time other processes used while the worker ran: "
+        "well above 0 means the row was slowed by competition for the cores."
     )
 
 
