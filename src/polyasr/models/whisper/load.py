@@ -51,6 +51,23 @@ def hf_to_native(name: str) -> str:
     return name
 
 
+def fuse_attention(state: dict[str, torch.Tensor]) -> None:
+    """Stack q|k|v (self-attention) and k|v (cross-attention) into one matrix each, in place.
+
+    The key projection has no bias; its rows of the fused bias are zeros.
+    """
+    for name in [k for k in state if k.endswith("attn.key.weight")]:
+        prefix = name[: -len("key.weight")]
+        k, v, bv = (state.pop(prefix + n) for n in ("key.weight", "value.weight", "value.bias"))
+        if prefix.endswith(".cross_attn."):
+            state[prefix + "kv.weight"] = torch.cat([k, v])
+            state[prefix + "kv.bias"] = torch.cat([torch.zeros_like(bv), bv])
+        else:
+            q, bq = state.pop(prefix + "query.weight"), state.pop(prefix + "query.bias")
+            state[prefix + "qkv.weight"] = torch.cat([q, k, v])
+            state[prefix + "qkv.bias"] = torch.cat([bq, torch.zeros_like(bv), bv])
+
+
 def is_whisper_dir(path: Path) -> bool:
     config = path / "config.json"
     if not config.is_file():
@@ -250,6 +267,10 @@ def load_whisper(
     torch_dtype = resolve_dtype(dtype, dev)
     state = {hf_to_native(k): v for k, v in load_safetensors(directory).items()}
     state.pop("proj_out.weight", None)
+    try:
+        fuse_attention(state)
+    except KeyError as exc:
+        raise ModelError(f"the Whisper weights in {directory} lack the tensor {exc}") from exc
     if "encoder.positional_embedding" not in state:
         state["encoder.positional_embedding"] = sinusoids(dims.n_audio_ctx, dims.d_model)
     with torch.device("meta"):

@@ -49,25 +49,30 @@ class KVCache:
 
 
 class MultiHeadAttention(nn.Module):
-    def __init__(self, d_model: int, n_heads: int) -> None:
+    """Projections of one attention layer; q, k, v (or k, v) fused into one matrix product.
+
+    Whisper's key projection has no bias, so the fused bias holds zeros in the key rows.
+    """
+
+    def __init__(self, d_model: int, n_heads: int, cross: bool = False) -> None:
         super().__init__()
         self.n_heads = n_heads
-        self.query = nn.Linear(d_model, d_model)
-        self.key = nn.Linear(d_model, d_model, bias=False)
-        self.value = nn.Linear(d_model, d_model)
+        if cross:
+            self.query = nn.Linear(d_model, d_model)
+            self.kv = nn.Linear(d_model, 2 * d_model)
+        else:
+            self.qkv = nn.Linear(d_model, 3 * d_model)
         self.out = nn.Linear(d_model, d_model)
 
-    def split(self, x: Tensor) -> Tensor:
-        """[B, T, D] -> [B, H, T, D/H]."""
+    def split(self, x: Tensor, parts: int) -> list[Tensor]:
+        """[B, T, parts * D] -> parts x [B, H, T, D/H]."""
         b, t, _ = x.shape
-        return x.view(b, t, self.n_heads, -1).transpose(1, 2)
+        heads = x.view(b, t, parts, self.n_heads, -1).permute(2, 0, 3, 1, 4)
+        return list(heads.unbind(0))
 
     def merge(self, x: Tensor) -> Tensor:
         b, _, t, _ = x.shape
         return x.transpose(1, 2).reshape(b, t, -1)
-
-    def project_kv(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        return self.split(self.key(x)), self.split(self.value(x))
 
 
 def attention_scores(q: Tensor, k: Tensor) -> Tensor:
@@ -84,8 +89,7 @@ class EncoderBlock(nn.Module):
         self.mlp_ln = nn.LayerNorm(d_model)
 
     def forward(self, x: Tensor) -> Tensor:
-        h = self.attn_ln(x)
-        q, (k, v) = self.attn.split(self.attn.query(h)), self.attn.project_kv(h)
+        q, k, v = self.attn.split(self.attn.qkv(self.attn_ln(x)), 3)
         x = x + self.attn.out(self.attn.merge(F.scaled_dot_product_attention(q, k, v)))
         return x + self.mlp(self.mlp_ln(x))
 
@@ -121,7 +125,7 @@ class DecoderBlock(nn.Module):
         super().__init__()
         self.attn = MultiHeadAttention(d_model, n_heads)
         self.attn_ln = nn.LayerNorm(d_model)
-        self.cross_attn = MultiHeadAttention(d_model, n_heads)
+        self.cross_attn = MultiHeadAttention(d_model, n_heads, cross=True)
         self.cross_attn_ln = nn.LayerNorm(d_model)
         self.mlp = nn.Sequential(nn.Linear(d_model, ffn), nn.GELU(), nn.Linear(ffn, d_model))
         self.mlp_ln = nn.LayerNorm(d_model)
@@ -139,8 +143,7 @@ class DecoderBlock(nn.Module):
         With `want_cross_weights`, also returns the cross-attention scores before softmax.
         """
         n = x.shape[1]
-        h = self.attn_ln(x)
-        q, (k, v) = self.attn.split(self.attn.query(h)), self.attn.project_kv(h)
+        q, k, v = self.attn.split(self.attn.qkv(self.attn_ln(x)), 3)
         end = offset + n
         self_kv[0, :, :, offset:end] = k
         self_kv[1, :, :, offset:end] = v
@@ -152,7 +155,7 @@ class DecoderBlock(nn.Module):
             a = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask)
         x = x + self.attn.out(self.attn.merge(a))
 
-        q = self.cross_attn.split(self.cross_attn.query(self.cross_attn_ln(x)))
+        (q,) = self.cross_attn.split(self.cross_attn.query(self.cross_attn_ln(x)), 1)
         ck, cv = cross_kv
         scores = None
         if want_cross_weights:
@@ -179,7 +182,9 @@ class TextDecoder(nn.Module):
 
     def set_audio(self, cache: KVCache, audio_states: Tensor) -> None:
         """Project the audio states to cross-attention K/V once per window."""
-        cache.cross_kv = [block.cross_attn.project_kv(audio_states) for block in self.blocks]
+        cache.cross_kv = [
+            tuple(block.cross_attn.split(block.cross_attn.kv(audio_states), 2)) for block in self.blocks
+        ]
 
     def forward(
         self, tokens: Tensor, cache: KVCache, want_cross_weights: bool = False
