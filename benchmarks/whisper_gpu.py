@@ -22,7 +22,7 @@ import torch
 
 import polyasr
 from polyasr.models.whisper.decoding import DecodeConfig, decode_windows
-from polyasr.models.whisper.model import Whisper, WhisperDims
+from polyasr.models.whisper.model import Whisper, WhisperDims, sinusoids
 
 REAL_SIZES = {
     "base": WhisperDims(80, 51865, 512, 6, 6, 8, 8, 2048, 2048),
@@ -63,6 +63,7 @@ def timing(name: str, dims: WhisperDims, dtype: torch.dtype, steps: int = 100) -
     model = Whisper(dims)
     for p in model.parameters():
         torch.nn.init.normal_(p, std=0.02)
+    model.encoder.positional_embedding.copy_(sinusoids(dims.n_audio_ctx, dims.d_model))
     model = model.to("cuda", dtype).eval()
     mel = torch.randn(1, dims.n_mels, 3000, device="cuda", dtype=dtype)
 

@@ -34,15 +34,16 @@ _RENAMES = [
     (r"\.encoder_attn\.out_proj\.", ".cross_attn.out."),
     (r"\.self_attn_layer_norm\.", ".attn_ln."),
     (r"\.encoder_attn_layer_norm\.", ".cross_attn_ln."),
-    (r"\.fc1\.", ".mlp.0."),
-    (r"\.fc2\.", ".mlp.2."),
+    (r"\.fc1\.", ".mlp.fc1."),
+    (r"\.fc2\.", ".mlp.fc2."),
     (r"\.final_layer_norm\.", ".mlp_ln."),
     (r"^encoder\.layer_norm\.", "encoder.ln_post."),
     (r"^decoder\.layer_norm\.", "decoder.ln."),
     (r"^encoder\.embed_positions\.weight$", "encoder.positional_embedding"),
     (r"^decoder\.embed_positions\.weight$", "decoder.positional_embedding"),
-    (r"^decoder\.embed_tokens\.", "decoder.token_embedding."),
+    (r"^decoder\.embed_tokens\.weight$", "decoder.token_embedding_t"),
 ]
+_DECODER_LINEAR = re.compile(r"^decoder\..*\.(qkv|kv|query|out|fc1|fc2)\.weight$")
 
 
 def hf_to_native(name: str) -> str:
@@ -271,6 +272,8 @@ def load_whisper(
         fuse_attention(state)
     except KeyError as exc:
         raise ModelError(f"the Whisper weights in {directory} lack the tensor {exc}") from exc
+    for key in [k for k in state if _DECODER_LINEAR.match(k)] + ["decoder.token_embedding_t"]:
+        state[key] = state[key].t()  # the decoder stores matrices as [in, out] (RowLinear)
     if "encoder.positional_embedding" not in state:
         state["encoder.positional_embedding"] = sinusoids(dims.n_audio_ctx, dims.d_model)
     with torch.device("meta"):
@@ -281,7 +284,7 @@ def load_whisper(
         raise ModelError(f"the Whisper weights in {directory} lack {len(missing)} tensors, e.g. {missing[:3]}")
     if unexpected:
         raise ModelError(f"unexpected tensors in the Whisper weights in {directory}: {unexpected[:3]}")
-    state = {k: v.to(dev, torch_dtype) for k, v in state.items()}
+    state = {k: v.to(dev, torch_dtype).contiguous() for k, v in state.items()}
     try:
         model.load_state_dict(state, assign=True)
     except RuntimeError as exc:

@@ -48,21 +48,53 @@ class KVCache:
         self.self_kv[:, :, :, :, : self.length] = self.self_kv[:, :, index, :, : self.length]
 
 
+class RowLinear(nn.Module):
+    """y = x W + b with W stored as [in, out], for the decoder.
+
+    Decoding multiplies one row by each matrix, bound by memory bandwidth; MKL reads the
+    [in, out] layout about 30 % faster than PyTorch's [out, in]. (The encoder's large matrix
+    products are faster with [out, in], so it keeps `nn.Linear`.)
+    """
+
+    def __init__(self, n_in: int, n_out: int, bias: bool = True) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(n_in, n_out))
+        self.bias = nn.Parameter(torch.empty(n_out)) if bias else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        flat = x.reshape(-1, x.shape[-1])
+        y = flat @ self.weight if self.bias is None else torch.addmm(self.bias, flat, self.weight)
+        return y.view(*x.shape[:-1], -1)
+
+
+LinearType = type[nn.Linear] | type[RowLinear]
+
+
+class MLP(nn.Module):
+    def __init__(self, d_model: int, ffn: int, linear: LinearType) -> None:
+        super().__init__()
+        self.fc1 = linear(d_model, ffn)
+        self.fc2 = linear(ffn, d_model)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc2(F.gelu(self.fc1(x)))
+
+
 class MultiHeadAttention(nn.Module):
     """Projections of one attention layer; q, k, v (or k, v) fused into one matrix product.
 
     Whisper's key projection has no bias, so the fused bias holds zeros in the key rows.
     """
 
-    def __init__(self, d_model: int, n_heads: int, cross: bool = False) -> None:
+    def __init__(self, d_model: int, n_heads: int, linear: LinearType, cross: bool = False) -> None:
         super().__init__()
         self.n_heads = n_heads
         if cross:
-            self.query = nn.Linear(d_model, d_model)
-            self.kv = nn.Linear(d_model, 2 * d_model)
+            self.query = linear(d_model, d_model)
+            self.kv = linear(d_model, 2 * d_model)
         else:
-            self.qkv = nn.Linear(d_model, 3 * d_model)
-        self.out = nn.Linear(d_model, d_model)
+            self.qkv = linear(d_model, 3 * d_model)
+        self.out = linear(d_model, d_model)
 
     def split(self, x: Tensor, parts: int) -> list[Tensor]:
         """[B, T, parts * D] -> parts x [B, H, T, D/H]."""
@@ -75,17 +107,24 @@ class MultiHeadAttention(nn.Module):
         return x.transpose(1, 2).reshape(b, t, -1)
 
 
-def attention_scores(q: Tensor, k: Tensor) -> Tensor:
-    """Scaled dot products before softmax [B, H, Tq, Tk], in float32 (for alignment heads)."""
-    return (q @ k.transpose(-1, -2)).float() * q.shape[-1] ** -0.5
+def cross_attention(q: Tensor, k_t: Tensor, v: Tensor, want_scores: bool) -> tuple[Tensor, Tensor | None]:
+    """Attention over the audio with keys stored transposed, k_t [B, H, D/H, T].
+
+    With one query row, `q @ k_t` and `p @ v` read both matrices in their fast layout (about
+    20 % quicker than SDPA on CPU). Returns the output and, if asked, the float32 scores
+    before softmax (for the alignment heads).
+    """
+    scores = (q @ k_t) * q.shape[-1] ** -0.5
+    probs = scores.float().softmax(dim=-1).to(v.dtype)
+    return probs @ v, scores.float() if want_scores else None
 
 
 class EncoderBlock(nn.Module):
     def __init__(self, d_model: int, n_heads: int, ffn: int) -> None:
         super().__init__()
-        self.attn = MultiHeadAttention(d_model, n_heads)
+        self.attn = MultiHeadAttention(d_model, n_heads, nn.Linear)
         self.attn_ln = nn.LayerNorm(d_model)
-        self.mlp = nn.Sequential(nn.Linear(d_model, ffn), nn.GELU(), nn.Linear(ffn, d_model))
+        self.mlp = MLP(d_model, ffn, nn.Linear)
         self.mlp_ln = nn.LayerNorm(d_model)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -102,7 +141,8 @@ class AudioEncoder(nn.Module):
         d = dims.d_model
         self.conv1 = nn.Conv1d(dims.n_mels, d, kernel_size=3, padding=1)
         self.conv2 = nn.Conv1d(d, d, kernel_size=3, stride=2, padding=1)
-        self.register_buffer("positional_embedding", sinusoids(dims.n_audio_ctx, d))
+        # Filled by the loader: the checkpoint's stored table, or `sinusoids()` when absent.
+        self.register_buffer("positional_embedding", torch.empty(dims.n_audio_ctx, d))
         self.blocks = nn.ModuleList(
             EncoderBlock(d, dims.encoder_heads, dims.encoder_ffn) for _ in range(dims.encoder_layers)
         )
@@ -123,11 +163,11 @@ class AudioEncoder(nn.Module):
 class DecoderBlock(nn.Module):
     def __init__(self, d_model: int, n_heads: int, ffn: int) -> None:
         super().__init__()
-        self.attn = MultiHeadAttention(d_model, n_heads)
+        self.attn = MultiHeadAttention(d_model, n_heads, RowLinear)
         self.attn_ln = nn.LayerNorm(d_model)
-        self.cross_attn = MultiHeadAttention(d_model, n_heads, cross=True)
+        self.cross_attn = MultiHeadAttention(d_model, n_heads, RowLinear, cross=True)
         self.cross_attn_ln = nn.LayerNorm(d_model)
-        self.mlp = nn.Sequential(nn.Linear(d_model, ffn), nn.GELU(), nn.Linear(ffn, d_model))
+        self.mlp = MLP(d_model, ffn, RowLinear)
         self.mlp_ln = nn.LayerNorm(d_model)
 
     def forward(
@@ -138,7 +178,8 @@ class DecoderBlock(nn.Module):
         offset: int,
         want_cross_weights: bool = False,
     ) -> tuple[Tensor, Tensor | None]:
-        """x [B, n, d]; self_kv [2, B, H, ctx, hd] is written at offset..offset+n.
+        """x [B, n, d]; self_kv [2, B, H, ctx, hd] is written at offset..offset+n;
+        cross_kv = (keys [B, H, hd, T] transposed, values [B, H, T, hd]).
 
         With `want_cross_weights`, also returns the cross-attention scores before softmax.
         """
@@ -156,13 +197,7 @@ class DecoderBlock(nn.Module):
         x = x + self.attn.out(self.attn.merge(a))
 
         (q,) = self.cross_attn.split(self.cross_attn.query(self.cross_attn_ln(x)), 1)
-        ck, cv = cross_kv
-        scores = None
-        if want_cross_weights:
-            scores = attention_scores(q, ck)
-            a = scores.softmax(dim=-1).to(cv.dtype) @ cv
-        else:
-            a = F.scaled_dot_product_attention(q, ck, cv)
+        a, scores = cross_attention(q, *cross_kv, want_cross_weights)
         x = x + self.cross_attn.out(self.cross_attn.merge(a))
         return x + self.mlp(self.mlp_ln(x)), scores
 
@@ -173,7 +208,9 @@ class TextDecoder(nn.Module):
     def __init__(self, dims: WhisperDims) -> None:
         super().__init__()
         d = dims.d_model
-        self.token_embedding = nn.Embedding(dims.vocab_size, d)
+        # Token embeddings stored transposed [d, vocab]: the tied output projection is then a
+        # fast [in, out] product, and looking up a token reads one column.
+        self.token_embedding_t = nn.Parameter(torch.empty(d, dims.vocab_size))
         self.positional_embedding = nn.Parameter(torch.empty(dims.n_text_ctx, d))
         self.blocks = nn.ModuleList(
             DecoderBlock(d, dims.decoder_heads, dims.decoder_ffn) for _ in range(dims.decoder_layers)
@@ -182,16 +219,17 @@ class TextDecoder(nn.Module):
 
     def set_audio(self, cache: KVCache, audio_states: Tensor) -> None:
         """Project the audio states to cross-attention K/V once per window."""
-        cache.cross_kv = [
-            tuple(block.cross_attn.split(block.cross_attn.kv(audio_states), 2)) for block in self.blocks
-        ]
+        cache.cross_kv = []
+        for block in self.blocks:
+            k, v = block.cross_attn.split(block.cross_attn.kv(audio_states), 2)
+            cache.cross_kv.append((k.transpose(-1, -2).contiguous(), v.contiguous()))
 
     def forward(
         self, tokens: Tensor, cache: KVCache, want_cross_weights: bool = False
     ) -> tuple[Tensor, list[Tensor]]:
         offset = cache.length
         n = tokens.shape[1]
-        x = self.token_embedding(tokens) + self.positional_embedding[offset : offset + n]
+        x = self.token_embedding_t[:, tokens].permute(1, 2, 0) + self.positional_embedding[offset : offset + n]
         weights = []
         with sdpa_kernel(DECODER_ATTENTION):
             for i, block in enumerate(self.blocks):
@@ -203,7 +241,7 @@ class TextDecoder(nn.Module):
 
     def logits(self, hidden: Tensor) -> Tensor:
         """Tied output projection, in float32 whatever the compute dtype."""
-        return (hidden @ self.token_embedding.weight.T).float()
+        return (hidden @ self.token_embedding_t).float()
 
 
 class Whisper(nn.Module):
