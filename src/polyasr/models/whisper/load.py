@@ -43,7 +43,7 @@ _RENAMES = [
     (r"^decoder\.embed_positions\.weight$", "decoder.positional_embedding"),
     (r"^decoder\.embed_tokens\.weight$", "decoder.token_embedding_t"),
 ]
-_DECODER_LINEAR = re.compile(r"^decoder\..*\.(qkv|kv|query|out|fc1|fc2)\.weight$")
+_LINEAR = re.compile(r"\.(qkv|kv|query|out|fc1|fc2)\.weight$")
 
 
 def hf_to_native(name: str) -> str:
@@ -272,8 +272,8 @@ def load_whisper(
         fuse_attention(state)
     except KeyError as exc:
         raise ModelError(f"the Whisper weights in {directory} lack the tensor {exc}") from exc
-    for key in [k for k in state if _DECODER_LINEAR.match(k)] + ["decoder.token_embedding_t"]:
-        state[key] = state[key].t()  # the decoder stores matrices as [in, out] (RowLinear)
+    for key in [k for k in state if _LINEAR.search(k)] + ["decoder.token_embedding_t"]:
+        state[key] = state[key].t()  # matrices are stored as [in, out] (model.Linear)
     if "encoder.positional_embedding" not in state:
         state["encoder.positional_embedding"] = sinusoids(dims.n_audio_ctx, dims.d_model)
     with torch.device("meta"):
