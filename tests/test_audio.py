@@ -32,7 +32,9 @@ def _encode(path, samples, rate, codec, video=False):
         stream = out.add_stream(codec, rate=rate, layout="stereo")
         if vstream is not None:
             _write_video_frames(out, vstream)
-        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples, np.float32), format="fltp", layout="stereo")
+        frame = av.AudioFrame.from_ndarray(
+            np.ascontiguousarray(samples, np.float32), format="fltp", layout="stereo"
+        )
         frame.sample_rate = rate
         for packet in stream.encode(frame):
             out.mux(packet)
@@ -55,9 +57,15 @@ def speech():
 
 @pytest.mark.parametrize(
     "suffix,codec,video",
-    [("wav", "pcm_s16le", False), ("flac", "flac", False), ("ogg", "libopus", False),
-     ("mp3", "libmp3lame", False), ("m4a", "aac", False), ("mp4", "aac", True),
-     ("mkv", "libopus", True)],
+    [
+        ("wav", "pcm_s16le", False),
+        ("flac", "flac", False),
+        ("ogg", "libopus", False),
+        ("mp3", "libmp3lame", False),
+        ("m4a", "aac", False),
+        ("mp4", "aac", True),
+        ("mkv", "libopus", True),
+    ],
 )
 def test_containers_decode_to_16k_float32(tmp_path, speech, suffix, codec, video):
     rate = 48000 if codec == "libopus" else 44100

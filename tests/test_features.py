@@ -6,7 +6,9 @@ from conftest import shared_path
 from polyasr.audio.features import WHISPER_80, WHISPER_128, FeatureConfig, log_mel, mel_filters
 
 
-@pytest.mark.parametrize("fixture,config", [("whisper-tiny-80", WHISPER_80), ("whisper-tiny-128", WHISPER_128)])
+@pytest.mark.parametrize(
+    "fixture,config", [("whisper-tiny-80", WHISPER_80), ("whisper-tiny-128", WHISPER_128)]
+)
 def test_whisper_features_match_golden(fixture, config):
     inputs = np.load(shared_path("golden", fixture, "inputs.npz"))
     reference = np.load(shared_path("golden", fixture, "reference.npz"))["features"]
@@ -30,17 +32,36 @@ def test_slaney_filters_have_unit_area_and_htk_filters_peak_at_one():
 
 
 def test_gigaam_style_recipe_frames_without_center():
-    config = FeatureConfig(n_fft=320, hop_length=160, n_mels=64, mel_scale="htk", mel_norm=None,
-                           center=False, log="ln", log_eps=1e-9, log_max=1e9)
+    config = FeatureConfig(
+        n_fft=320,
+        hop_length=160,
+        n_mels=64,
+        mel_scale="htk",
+        mel_norm=None,
+        center=False,
+        log="ln",
+        log_eps=1e-9,
+        log_max=1e9,
+    )
     audio = torch.randn(16000)
     feats = log_mel(audio, config)
     assert feats.shape == (64, 1 + (16000 - 320) // 160)
 
 
 def test_per_feature_normalization_zero_mean_unit_std_on_valid_frames():
-    config = FeatureConfig(n_fft=512, win_length=400, window="hann_symmetric", n_mels=128,
-                           pad_mode="constant", preemphasis=0.97, log="ln", log_guard="add",
-                           log_eps=2**-24, normalize="per_feature", valid_frames_only=True)
+    config = FeatureConfig(
+        n_fft=512,
+        win_length=400,
+        window="hann_symmetric",
+        n_mels=128,
+        pad_mode="constant",
+        preemphasis=0.97,
+        log="ln",
+        log_guard="add",
+        log_eps=2**-24,
+        normalize="per_feature",
+        valid_frames_only=True,
+    )
     audio = torch.randn(16000 + 37)
     feats = log_mel(audio, config)
     valid = (16000 + 37) // 160

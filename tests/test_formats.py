@@ -7,7 +7,12 @@ from polyasr.formats import formats_for, to_json, to_srt, to_txt, to_vtt, write_
 TRANSCRIPT = Transcript(
     text="Hello there. General Kenobi!",
     segments=[
-        Segment(0.0, 1.5, " Hello there.", words=[Word(0.0, 0.6, " Hello", 0.9), Word(0.6, 1.5, " there.", 0.8)]),
+        Segment(
+            0.0,
+            1.5,
+            " Hello there.",
+            words=[Word(0.0, 0.6, " Hello", 0.9), Word(0.6, 1.5, " there.", 0.8)],
+        ),
         Segment(3661.25, 3663.004, " General Kenobi!", speaker="SPEAKER_1"),
         Segment(3664.0, 3665.0, " "),
     ],
@@ -16,7 +21,9 @@ TRANSCRIPT = Transcript(
     processing_seconds=36.65,
 )
 
-SRT_CUE = re.compile(r"(\d+)\n(\d\d):(\d\d):(\d\d),(\d{3}) --> (\d\d):(\d\d):(\d\d),(\d{3})\n(.+)\n")
+SRT_CUE = re.compile(
+    r"(\d+)\n(\d\d):(\d\d):(\d\d),(\d{3}) --> (\d\d):(\d\d):(\d\d),(\d{3})\n(.+)\n"
+)
 VTT_CUE = re.compile(r"(\d\d):(\d\d):(\d\d)\.(\d{3}) --> (\d\d):(\d\d):(\d\d)\.(\d{3})\n(.+)\n")
 
 
@@ -41,7 +48,12 @@ def test_vtt_has_header_and_cues():
 def test_json_round_trips_words_and_timing():
     data = json.loads(to_json(TRANSCRIPT))
     assert data["text"] == TRANSCRIPT.text and data["language"] == "en"
-    assert data["segments"][0]["words"][1] == {"start": 0.6, "end": 1.5, "text": " there.", "probability": 0.8}
+    assert data["segments"][0]["words"][1] == {
+        "start": 0.6,
+        "end": 1.5,
+        "text": " there.",
+        "probability": 0.8,
+    }
     assert abs(data["rtf"] - 0.01) < 1e-9
 
 

@@ -52,9 +52,11 @@ def test_teacher_forced_logits_hidden_and_alignment_attention_match(golden):
 def test_greedy_tokens_identical(golden, timestamps):
     model, ref, _ = golden
     suffix = "_timestamps" if timestamps else ""
-    prompt = ref["prompt_ids" + suffix].tolist()[:4 - int(timestamps)]
+    prompt = ref["prompt_ids" + suffix].tolist()[: 4 - int(timestamps)]
     config = DecodeConfig(
-        sample_len=20, timestamps=timestamps, suppress_tokens=model.suppress_tokens,
+        sample_len=20,
+        timestamps=timestamps,
+        suppress_tokens=model.suppress_tokens,
         max_initial_timestamp_index=model.max_initial_timestamp_index,
     )
     with torch.inference_mode():
@@ -66,5 +68,10 @@ def test_greedy_tokens_identical(golden, timestamps):
 def test_tokenizer_special_ids_follow_vocab_size(golden):
     model, ref, _ = golden
     tok = model.tokenizer
-    assert ref["prompt_ids"].tolist()[:4] == [tok.sot, tok.language_ids["en"], tok.transcribe, tok.no_timestamps]
+    assert ref["prompt_ids"].tolist()[:4] == [
+        tok.sot,
+        tok.language_ids["en"],
+        tok.transcribe,
+        tok.no_timestamps,
+    ]
     assert tok.encode(" Please call Stella.") == ref["prompt_ids"].tolist()[4:]

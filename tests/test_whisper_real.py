@@ -19,7 +19,9 @@ def _utterances(language):
 def test_wer_on_real_speech(whisper_base, language, bound):
     refs, hyps = [], []
     for row in _utterances(language):
-        result = whisper_base.transcribe(shared_path("data", row["path"]), language=language, beam_size=1)
+        result = whisper_base.transcribe(
+            shared_path("data", row["path"]), language=language, beam_size=1
+        )
         refs.append(row["text"])
         hyps.append(result.text)
         assert result.language == language
@@ -37,7 +39,10 @@ def test_language_is_detected(whisper_base):
 
 def test_translate_task_gives_english(whisper_base):
     result = whisper_base.transcribe(
-        shared_path("data", "ru", "deepspeech_ru.flac"), language="ru", task="translate", beam_size=1
+        shared_path("data", "ru", "deepspeech_ru.flac"),
+        language="ru",
+        task="translate",
+        beam_size=1,
     )
     letters = [c for c in result.text if c.isalpha()]
     assert letters and all(c.isascii() for c in letters)
@@ -85,8 +90,10 @@ def test_word_timestamps_fall_on_the_spoken_words(whisper_base):
 @pytest.mark.parametrize("kind", ["silence", "noise"])
 def test_silence_and_noise_give_an_empty_transcript(whisper_base, kind):
     n = 16000 * 12
-    audio = np.zeros(n, np.float32) if kind == "silence" else (
-        np.random.default_rng(0).standard_normal(n).astype(np.float32) * 0.05
+    audio = (
+        np.zeros(n, np.float32)
+        if kind == "silence"
+        else (np.random.default_rng(0).standard_normal(n).astype(np.float32) * 0.05)
     )
     result = whisper_base.transcribe(audio, beam_size=1)
     assert result.text == "" and result.segments == []

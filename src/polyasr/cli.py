@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from functools import partial
 from pathlib import Path
 
 import click
@@ -29,6 +30,10 @@ def _progress_bar(enabled: bool):
     )
 
 
+def _advance(bar, job, done: float, total: float) -> None:
+    bar.update(job, completed=done, total=total)
+
+
 def _stderr_console():
     from rich.console import Console
 
@@ -43,28 +48,77 @@ def cli() -> None:
 
 @cli.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("-m", "--model", default=DEFAULT_MODEL, show_default=True,
-              help="Short name (whisper-base), hub id (openai/whisper-base) or local directory.")
-@click.option("-l", "--language", default=None, help="Language code such as en or ru; detected if omitted.")
-@click.option("--task", type=click.Choice(["transcribe", "translate"]), default="transcribe", show_default=True)
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto", show_default=True)
-@click.option("--dtype", type=click.Choice(["auto", "float32", "float16", "bfloat16"]), default="auto",
-              show_default=True, help="Compute precision; auto = float16 on CUDA, float32 elsewhere.")
-@click.option("-f", "--format", "fmt", type=click.Choice([*WRITERS, "all"]), default="txt", show_default=True)
-@click.option("-o", "--output-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Write FILE_STEM.FORMAT files here instead of printing to stdout.")
-@click.option("--beam-size", type=click.IntRange(min=1), default=5, show_default=True,
-              help="1 is greedy decoding (fastest).")
-@click.option("--temperature", "temperatures", type=click.FloatRange(min=0), multiple=True,
-              help="Temperature schedule for fallback (repeat the option); default 0 0.2 ... 1.0.")
+@click.option(
+    "-m",
+    "--model",
+    default=DEFAULT_MODEL,
+    show_default=True,
+    help="Short name (whisper-base), hub id (openai/whisper-base) or local directory.",
+)
+@click.option(
+    "-l", "--language", default=None, help="Language code such as en or ru; detected if omitted."
+)
+@click.option(
+    "--task",
+    type=click.Choice(["transcribe", "translate"]),
+    default="transcribe",
+    show_default=True,
+)
+@click.option(
+    "--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto", show_default=True
+)
+@click.option(
+    "--dtype",
+    type=click.Choice(["auto", "float32", "float16", "bfloat16"]),
+    default="auto",
+    show_default=True,
+    help="Compute precision; auto = float16 on CUDA, float32 elsewhere.",
+)
+@click.option(
+    "-f", "--format", "fmt", type=click.Choice([*WRITERS, "all"]), default="txt", show_default=True
+)
+@click.option(
+    "-o",
+    "--output-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Write FILE_STEM.FORMAT files here instead of printing to stdout.",
+)
+@click.option(
+    "--beam-size",
+    type=click.IntRange(min=1),
+    default=5,
+    show_default=True,
+    help="1 is greedy decoding (fastest).",
+)
+@click.option(
+    "--temperature",
+    "temperatures",
+    type=click.FloatRange(min=0),
+    multiple=True,
+    help="Temperature schedule for fallback (repeat the option); default 0 0.2 ... 1.0.",
+)
 @click.option("--word-timestamps/--no-word-timestamps", default=False, show_default=True)
 @click.option("--initial-prompt", default=None, help="Text that primes vocabulary and style.")
-@click.option("--condition-on-previous-text/--no-condition-on-previous-text", default=True, show_default=True)
+@click.option(
+    "--condition-on-previous-text/--no-condition-on-previous-text", default=True, show_default=True
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def transcribe(
-    files: tuple[Path, ...], model: str, language: str | None, task: str, device: str, dtype: str,
-    fmt: str, output_dir: Path | None, beam_size: int, temperatures: tuple[float, ...],
-    word_timestamps: bool, initial_prompt: str | None, condition_on_previous_text: bool, quiet: bool,
+    files: tuple[Path, ...],
+    model: str,
+    language: str | None,
+    task: str,
+    device: str,
+    dtype: str,
+    fmt: str,
+    output_dir: Path | None,
+    beam_size: int,
+    temperatures: tuple[float, ...],
+    word_timestamps: bool,
+    initial_prompt: str | None,
+    condition_on_previous_text: bool,
+    quiet: bool,
 ) -> None:
     """Transcribe audio or video FILES (wav, flac, mp3, ogg/opus, m4a, mp4, mkv, ...)."""
     import polyasr
@@ -73,8 +127,12 @@ def transcribe(
     if len(formats) > 1 and output_dir is None:
         raise click.UsageError("--format all needs --output-dir")
     options = polyasr.TranscribeOptions(
-        language=language, task=task, beam_size=beam_size, word_timestamps=word_timestamps,
-        initial_prompt=initial_prompt, condition_on_previous_text=condition_on_previous_text,
+        language=language,
+        task=task,
+        beam_size=beam_size,
+        word_timestamps=word_timestamps,
+        initial_prompt=initial_prompt,
+        condition_on_previous_text=condition_on_previous_text,
         **({"temperatures": tuple(temperatures)} if temperatures else {}),
     )
     asr = polyasr.load(model, device=device, dtype=None if dtype == "auto" else dtype)
@@ -83,10 +141,7 @@ def transcribe(
         try:
             with _progress_bar(not quiet) as bar:
                 job = bar.add_task(path.name, total=0)
-                result = asr.transcribe(
-                    path, options,
-                    progress=lambda done, total: bar.update(job, completed=done, total=total),
-                )
+                result = asr.transcribe(path, options, progress=partial(_advance, bar, job))
         except PolyasrError as exc:
             failures += 1
             click.echo(f"error: {exc}", err=True)
@@ -99,7 +154,10 @@ def transcribe(
                 if len(files) > 1 and name != "json":
                     click.echo(f"==> {path} <==")
                 if name == "json" and len(files) > 1:
-                    text = json.dumps({"file": str(path), **result.to_dict()}, ensure_ascii=False) + "\n"
+                    text = (
+                        json.dumps({"file": str(path), **result.to_dict()}, ensure_ascii=False)
+                        + "\n"
+                    )
                 click.echo(text, nl=False)
     if failures:
         raise SystemExit(1)
@@ -160,7 +218,10 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         if os.environ.get("POLYASR_DEBUG"):
             raise
-        click.echo(f"internal error: {type(exc).__name__}: {exc} (set POLYASR_DEBUG=1 for details)", err=True)
+        click.echo(
+            f"internal error: {type(exc).__name__}: {exc} (set POLYASR_DEBUG=1 for details)",
+            err=True,
+        )
         return 3
     return 0
 

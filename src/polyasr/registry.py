@@ -68,9 +68,7 @@ def detect_family(directory: Path) -> Family:
     )
 
 
-def load(
-    name_or_path: str | Path, device: str = "auto", dtype: Any = None
-) -> AsrModel:
+def load(name_or_path: str | Path, device: str = "auto", dtype: Any = None) -> AsrModel:
     """Load a model by short name (`whisper-base`), hub id (`openai/whisper-base`) or path.
 
     `device` is "auto", "cpu", "cuda" or "mps"; `dtype` "float32", "float16", "bfloat16" or

@@ -51,7 +51,9 @@ def _decode_file(path: Path) -> Audio:
     try:
         container = av.open(str(path), metadata_errors="ignore")
     except (av.error.FFmpegError, UnicodeDecodeError) as exc:
-        raise AudioError(f"cannot decode {path}: not a supported audio or video file ({exc})")
+        raise AudioError(
+            f"cannot decode {path}: not a supported audio or video file ({exc})"
+        ) from None
     with container:
         if not container.streams.audio:
             raise AudioError(f"{path} has no audio track")
@@ -69,7 +71,9 @@ def _decode_file(path: Path) -> Audio:
                 chunks.append(out.to_ndarray())
         except av.error.FFmpegError as exc:
             if not chunks:
-                raise AudioError(f"cannot decode {path}: corrupt or unsupported audio ({exc})")
+                raise AudioError(
+                    f"cannot decode {path}: corrupt or unsupported audio ({exc})"
+                ) from None
     if not chunks:
         raise AudioError(f"{path} contains no audio samples")
     samples = np.concatenate(chunks, axis=1).astype(np.float32, copy=False)
@@ -78,7 +82,9 @@ def _decode_file(path: Path) -> Audio:
     return Audio(samples, int(rate))
 
 
-def load_audio(source: str | os.PathLike[str] | np.ndarray, sample_rate: int = SAMPLE_RATE) -> Audio:
+def load_audio(
+    source: str | os.PathLike[str] | np.ndarray, sample_rate: int = SAMPLE_RATE
+) -> Audio:
     """Decode a file (wav, flac, ogg/opus, mp3, m4a, video containers...) or wrap an array.
 
     Arrays are taken as float samples already at `sample_rate`, shaped [n] or [channels, n].
@@ -89,7 +95,9 @@ def load_audio(source: str | os.PathLike[str] | np.ndarray, sample_rate: int = S
         if samples.ndim == 1:
             samples = samples[None]
         if samples.ndim != 2 or samples.shape[1] == 0:
-            raise AudioError("audio array must be non-empty with shape [samples] or [channels, samples]")
+            raise AudioError(
+                "audio array must be non-empty with shape [samples] or [channels, samples]"
+            )
         return Audio(samples, sample_rate)
     path = Path(source)
     if not path.exists():

@@ -99,13 +99,13 @@ class ApplyTimestampRules(LogitFilter):
                 last = stamps[-1] if (last_was_ts and not penultimate_was_ts) else stamps[-1] + 1
                 logits[k, ts_begin:last] = -torch.inf
         if tokens.shape[1] == sample_begin:
-            logits[:, : ts_begin] = -torch.inf
+            logits[:, :ts_begin] = -torch.inf
             if self.max_initial_index is not None:
                 logits[:, ts_begin + self.max_initial_index + 1 :] = -torch.inf
         logprobs = torch.log_softmax(logits.float(), dim=-1)
         ts_logprob = logprobs[:, ts_begin:].logsumexp(dim=-1)
-        text_max = logprobs[:, : ts_begin].max(dim=-1).values
-        logits[ts_logprob > text_max, : ts_begin] = -torch.inf
+        text_max = logprobs[:, :ts_begin].max(dim=-1).values
+        logits[ts_logprob > text_max, :ts_begin] = -torch.inf
 
 
 class GreedyDecoder:
@@ -117,7 +117,9 @@ class GreedyDecoder:
     def reset(self) -> None:
         pass
 
-    def update(self, tokens: Tensor, logits: Tensor, sum_logprobs: Tensor) -> tuple[Tensor, bool, Tensor | None]:
+    def update(
+        self, tokens: Tensor, logits: Tensor, sum_logprobs: Tensor
+    ) -> tuple[Tensor, bool, Tensor | None]:
         if self.temperature == 0:
             next_tokens = logits.argmax(dim=-1)
         else:
@@ -131,7 +133,9 @@ class GreedyDecoder:
         tokens = torch.cat([tokens, next_tokens[:, None]], dim=1)
         return tokens, bool((tokens[:, -1] == self.eot).all()), None
 
-    def finalize(self, tokens: Tensor, sum_logprobs: Tensor, n_audio: int) -> tuple[list[list[list[int]]], list[list[float]]]:
+    def finalize(
+        self, tokens: Tensor, sum_logprobs: Tensor, n_audio: int
+    ) -> tuple[list[list[list[int]]], list[list[float]]]:
         tokens = torch.cat([tokens, torch.full_like(tokens[:, :1], self.eot)], dim=1)
         per_audio = tokens.view(n_audio, -1, tokens.shape[1])
         scores = sum_logprobs.view(n_audio, -1)
@@ -149,7 +153,9 @@ class BeamSearchDecoder:
     def reset(self) -> None:
         self.finished = []
 
-    def update(self, tokens: Tensor, logits: Tensor, sum_logprobs: Tensor) -> tuple[Tensor, bool, Tensor]:
+    def update(
+        self, tokens: Tensor, logits: Tensor, sum_logprobs: Tensor
+    ) -> tuple[Tensor, bool, Tensor]:
         n_audio = tokens.shape[0] // self.beam_size
         if not self.finished:
             self.finished = [{} for _ in range(n_audio)]
@@ -186,7 +192,9 @@ class BeamSearchDecoder:
         done = all(len(f) >= self.max_candidates for f in self.finished)
         return tokens, done, torch.tensor(source, device=tokens.device)
 
-    def finalize(self, tokens: Tensor, sum_logprobs: Tensor, n_audio: int) -> tuple[list[list[list[int]]], list[list[float]]]:
+    def finalize(
+        self, tokens: Tensor, sum_logprobs: Tensor, n_audio: int
+    ) -> tuple[list[list[list[int]]], list[list[float]]]:
         scores = sum_logprobs.tolist()
         rows = tokens.tolist()
         all_tokens, all_scores = [], []
@@ -206,6 +214,7 @@ class BeamSearchDecoder:
 
 def rank(sequences: list[list[int]], scores: list[float], length_penalty: float | None) -> int:
     """Index of the best candidate by length-normalized log-probability."""
+
     def score(i: int) -> float:
         length = len(sequences[i])
         penalty = length if length_penalty is None else ((5 + length) / 6) ** length_penalty
@@ -237,7 +246,9 @@ def decode_windows(
     n_audio = audio_states.shape[0]
     if config.beam_size > 1 and config.temperature == 0:
         n_group = config.beam_size
-        chooser: GreedyDecoder | BeamSearchDecoder = BeamSearchDecoder(config.beam_size, tokenizer.eot, config.patience)
+        chooser: GreedyDecoder | BeamSearchDecoder = BeamSearchDecoder(
+            config.beam_size, tokenizer.eot, config.patience
+        )
     else:
         n_group = config.best_of if config.temperature > 0 else 1
         chooser = GreedyDecoder(config.temperature, tokenizer.eot, config.generator)

@@ -15,7 +15,7 @@ import torch
 from ...audio import FeatureConfig, load_audio, log_mel
 from ...errors import ModelError, OptionError
 from ...safetensors_io import load_safetensors
-from ...types import AudioInput, Transcript, TranscribeOptions
+from ...types import AudioInput, TranscribeOptions, Transcript
 from .decoding import DecodeConfig
 from .model import Whisper, WhisperDims, sinusoids
 from .tokenizer import WhisperTokenizer
@@ -82,7 +82,9 @@ def is_whisper_dir(path: Path) -> bool:
 def _read_json(path: Path, required: bool = True) -> dict[str, Any]:
     if not path.is_file():
         if required:
-            raise ModelError(f"incomplete Whisper model directory: {path.name} is missing in {path.parent}")
+            raise ModelError(
+                f"incomplete Whisper model directory: {path.name} is missing in {path.parent}"
+            )
         return {}
     try:
         return json.loads(path.read_text(encoding="utf-8"))
@@ -130,8 +132,14 @@ def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torc
         return dtype
     if dtype is None or dtype == "auto":
         return torch.float16 if device.type == "cuda" else torch.float32
-    table = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16,
-             "fp16": torch.float16, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
+    table = {
+        "float32": torch.float32,
+        "fp32": torch.float32,
+        "float16": torch.float16,
+        "fp16": torch.float16,
+        "bfloat16": torch.bfloat16,
+        "bf16": torch.bfloat16,
+    }
     if dtype not in table:
         raise OptionError(f"unknown dtype {dtype!r}; use float32, float16 or bfloat16")
     return table[dtype]
@@ -149,11 +157,20 @@ class WhisperAsr:
         self.model = model
         self.tokenizer = tokenizer
         self.name = name
-        self.features = FeatureConfig(n_mels=model.dims.n_mels, drop_last_frame=True, normalize="whisper")
+        self.features = FeatureConfig(
+            n_mels=model.dims.n_mels, drop_last_frame=True, normalize="whisper"
+        )
         suppress = generation.get("suppress_tokens")
         if suppress is None:
             t = tokenizer
-            suppress = t.non_speech_tokens + [t.translate, t.transcribe, t.sot, t.sot_prev, t.sot_lm, t.no_speech]
+            suppress = t.non_speech_tokens + [
+                t.translate,
+                t.transcribe,
+                t.sot,
+                t.sot_prev,
+                t.sot_lm,
+                t.no_speech,
+            ]
         self.suppress_tokens = tuple(suppress)
         self.max_initial_timestamp_index = generation.get("max_initial_timestamp_index", 50)
 
@@ -165,7 +182,9 @@ class WhisperAsr:
     def device(self) -> torch.device:
         return self.model.decoder.positional_embedding.device
 
-    def _options(self, options: TranscribeOptions | None, overrides: dict[str, Any]) -> TranscribeOptions:
+    def _options(
+        self, options: TranscribeOptions | None, overrides: dict[str, Any]
+    ) -> TranscribeOptions:
         options = options or TranscribeOptions()
         if overrides:
             known = {f.name for f in fields(TranscribeOptions)}
@@ -195,7 +214,9 @@ class WhisperAsr:
         states = self.model.encoder(mel_window[None].to(self.device, self._dtype))
         cache = self.model.new_cache(1)
         self.model.decoder.set_audio(cache, states)
-        hidden, _ = self.model.decoder(torch.tensor([[self.tokenizer.sot]], device=self.device), cache)
+        hidden, _ = self.model.decoder(
+            torch.tensor([[self.tokenizer.sot]], device=self.device), cache
+        )
         logits = self.model.decoder.logits(hidden[0, 0])
         codes = list(self.tokenizer.language_ids)
         ids = torch.tensor([self.tokenizer.language_ids[c] for c in codes], device=logits.device)
@@ -215,7 +236,7 @@ class WhisperAsr:
         progress: Callable[[float, float], None] | None = None,
         **overrides: Any,
     ) -> Transcript:
-        """Transcribe one recording; `progress(done_seconds, total_seconds)` is called per window."""
+        """Transcribe one recording; `progress(done_s, total_s)` is called after each window."""
         started = time.perf_counter()
         options = self._options(options, overrides)
         samples = torch.from_numpy(load_audio(audio, self.sample_rate).mono())
@@ -258,7 +279,10 @@ class WhisperAsr:
 
 
 def load_whisper(
-    directory: Path, device: str = "auto", dtype: str | torch.dtype | None = None, name: str | None = None
+    directory: Path,
+    device: str = "auto",
+    dtype: str | torch.dtype | None = None,
+    name: str | None = None,
 ) -> WhisperAsr:
     """Build a `WhisperAsr` from a directory in the Hugging Face layout."""
     config = _read_json(directory / "config.json")
@@ -281,20 +305,28 @@ def load_whisper(
     expected = set(model.state_dict())
     missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
     if missing:
-        raise ModelError(f"the Whisper weights in {directory} lack {len(missing)} tensors, e.g. {missing[:3]}")
+        raise ModelError(
+            f"the Whisper weights in {directory} lack {len(missing)} tensors, e.g. {missing[:3]}"
+        )
     if unexpected:
-        raise ModelError(f"unexpected tensors in the Whisper weights in {directory}: {unexpected[:3]}")
+        raise ModelError(
+            f"unexpected tensors in the Whisper weights in {directory}: {unexpected[:3]}"
+        )
     state = {k: v.to(dev, torch_dtype).contiguous() for k, v in state.items()}
     try:
         model.load_state_dict(state, assign=True)
     except RuntimeError as exc:
-        raise ModelError(f"the Whisper weights in {directory} do not match config.json: {exc}") from exc
+        raise ModelError(
+            f"the Whisper weights in {directory} do not match config.json: {exc}"
+        ) from exc
     model.eval()
     heads = generation.get("alignment_heads")
     if heads:
         model.alignment_heads = [tuple(h) for h in heads]
     tokenizer_file = directory / "tokenizer.json"
     if not tokenizer_file.is_file():
-        raise ModelError(f"incomplete Whisper model directory: tokenizer.json is missing in {directory}")
+        raise ModelError(
+            f"incomplete Whisper model directory: tokenizer.json is missing in {directory}"
+        )
     tokenizer = WhisperTokenizer.from_file(tokenizer_file, dims.vocab_size)
     return WhisperAsr(model, tokenizer, generation, name or directory.name)

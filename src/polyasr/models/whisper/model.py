@@ -103,7 +103,9 @@ class MultiHeadAttention(nn.Module):
         return x.transpose(1, 2).reshape(b, t, -1)
 
 
-def cross_attention(q: Tensor, k_t: Tensor, v: Tensor, want_scores: bool) -> tuple[Tensor, Tensor | None]:
+def cross_attention(
+    q: Tensor, k_t: Tensor, v: Tensor, want_scores: bool
+) -> tuple[Tensor, Tensor | None]:
     """Attention over the audio with keys stored transposed, k_t [B, H, D/H, T].
 
     With one query row, `q @ k_t` and `p @ v` read both matrices in their fast layout (about
@@ -140,7 +142,8 @@ class AudioEncoder(nn.Module):
         # Filled by the loader: the checkpoint's stored table, or `sinusoids()` when absent.
         self.register_buffer("positional_embedding", torch.empty(dims.n_audio_ctx, d))
         self.blocks = nn.ModuleList(
-            EncoderBlock(d, dims.encoder_heads, dims.encoder_ffn) for _ in range(dims.encoder_layers)
+            EncoderBlock(d, dims.encoder_heads, dims.encoder_ffn)
+            for _ in range(dims.encoder_layers)
         )
         self.ln_post = nn.LayerNorm(d)
 
@@ -209,7 +212,8 @@ class TextDecoder(nn.Module):
         self.token_embedding_t = nn.Parameter(torch.empty(d, dims.vocab_size))
         self.positional_embedding = nn.Parameter(torch.empty(dims.n_text_ctx, d))
         self.blocks = nn.ModuleList(
-            DecoderBlock(d, dims.decoder_heads, dims.decoder_ffn) for _ in range(dims.decoder_layers)
+            DecoderBlock(d, dims.decoder_heads, dims.decoder_ffn)
+            for _ in range(dims.decoder_layers)
         )
         self.ln = nn.LayerNorm(d)
 
@@ -225,7 +229,10 @@ class TextDecoder(nn.Module):
     ) -> tuple[Tensor, list[Tensor]]:
         offset = cache.length
         n = tokens.shape[1]
-        x = self.token_embedding_t[:, tokens].permute(1, 2, 0) + self.positional_embedding[offset : offset + n]
+        x = (
+            self.token_embedding_t[:, tokens].permute(1, 2, 0)
+            + self.positional_embedding[offset : offset + n]
+        )
         weights = []
         with sdpa_kernel(DECODER_ATTENTION):
             for i, block in enumerate(self.blocks):

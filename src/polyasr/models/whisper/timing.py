@@ -92,7 +92,9 @@ def find_alignment(
     with torch.inference_mode():
         cache = model.new_cache(1)
         model.decoder.set_audio(cache, audio_states)
-        hidden, scores = model.decoder(torch.tensor([tokens], device=audio_states.device), cache, True)
+        hidden, scores = model.decoder(
+            torch.tensor([tokens], device=audio_states.device), cache, True
+        )
         logits = model.decoder.logits(hidden[0, len(sot_sequence) :])
     probs = logits[:, : tokenizer.eot].softmax(dim=-1)
     token_probs = probs[torch.arange(len(text_tokens)), torch.tensor(text_tokens)].tolist()
@@ -159,7 +161,14 @@ def add_word_timestamps(
     sot_at = prompt.index(tokenizer.sot)
     sot_sequence = [t for t in prompt[sot_at:] if t != tokenizer.no_timestamps]
     alignment = find_alignment(
-        model, tokenizer, audio_states, sot_sequence, text_tokens, num_frames, model.alignment_heads, language
+        model,
+        tokenizer,
+        audio_states,
+        sot_sequence,
+        text_tokens,
+        num_frames,
+        model.alignment_heads,
+        language,
     )
     durations = np.array([w.end - w.start for w in alignment])
     durations = durations[durations.nonzero()]

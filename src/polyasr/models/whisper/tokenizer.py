@@ -92,7 +92,9 @@ class WhisperTokenizer:
                     result.add(tokens[0])
         return sorted(result)
 
-    def split_to_words(self, tokens: list[int], language: str | None) -> tuple[list[str], list[list[int]]]:
+    def split_to_words(
+        self, tokens: list[int], language: str | None
+    ) -> tuple[list[str], list[list[int]]]:
         """Group tokens into words (per character for unspaced scripts)."""
         if language in UNSPACED_LANGUAGES:
             return self._split_on_unicode(tokens)

@@ -53,7 +53,8 @@ def decode_with_fallback(
             and result.compression_ratio > options.compression_ratio_threshold
         )
         too_unlikely = (
-            options.log_prob_threshold is not None and result.avg_logprob < options.log_prob_threshold
+            options.log_prob_threshold is not None
+            and result.avg_logprob < options.log_prob_threshold
         )
         is_silence = (
             options.no_speech_threshold is not None
@@ -67,7 +68,11 @@ def decode_with_fallback(
 
 
 def build_prompt(
-    tokenizer: WhisperTokenizer, history: list[int], language: str | None, options: TranscribeOptions, n_ctx: int
+    tokenizer: WhisperTokenizer,
+    history: list[int],
+    language: str | None,
+    options: TranscribeOptions,
+    n_ctx: int,
 ) -> list[int]:
     prompt = []
     if history:
@@ -79,7 +84,11 @@ def build_prompt(
 
 
 def split_segments(
-    tokens: list[int], tokenizer: WhisperTokenizer, result: DecodingResult, time_offset: float, segment_size: int
+    tokens: list[int],
+    tokenizer: WhisperTokenizer,
+    result: DecodingResult,
+    time_offset: float,
+    segment_size: int,
 ) -> tuple[list[WindowSegment], int, bool]:
     """Cut a window's tokens into segments at timestamp pairs; return them and the seek step."""
     ts_begin = tokenizer.timestamp_begin
@@ -154,8 +163,14 @@ def transcribe_features(
         prompt = build_prompt(tokenizer, history[reset_since:], language, options, n_ctx)
         result = decode_with_fallback(model, tokenizer, states, prompt, options, base)
 
-        if options.no_speech_threshold is not None and result.no_speech_prob > options.no_speech_threshold:
-            if options.log_prob_threshold is None or result.avg_logprob <= options.log_prob_threshold:
+        if (
+            options.no_speech_threshold is not None
+            and result.no_speech_prob > options.no_speech_threshold
+        ):
+            if (
+                options.log_prob_threshold is None
+                or result.avg_logprob <= options.log_prob_threshold
+            ):
                 seek += segment_size
                 if progress:
                     progress(min(seek, content_frames) * HOP_SECONDS)
