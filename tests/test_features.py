@@ -69,3 +69,12 @@ def test_per_feature_normalization_zero_mean_unit_std_on_valid_frames():
     assert torch.allclose(feats[:, :valid].mean(dim=1), torch.zeros(128), atol=1e-4)
     assert torch.allclose(feats[:, :valid].std(dim=1), torch.ones(128), atol=1e-3)
     assert (feats[:, valid:] == 0).all()
+
+
+def test_chunked_spectrum_equals_one_pass():
+    audio = torch.randn(16000 * 7 + 123)
+    for config in (WHISPER_80, FeatureConfig(n_fft=320, n_mels=64, mel_scale="htk", center=False)):
+        whole = log_mel(audio, config, chunk_frames=10**9)
+        chunked = log_mel(audio, config, chunk_frames=97)
+        assert whole.shape == chunked.shape
+        assert torch.allclose(whole, chunked, atol=1e-6, rtol=0)

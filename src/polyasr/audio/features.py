@@ -108,11 +108,13 @@ def log_mel(
     *,
     filters: torch.Tensor | None = None,
     window: torch.Tensor | None = None,
+    chunk_frames: int = 6000,
 ) -> torch.Tensor:
     """Log-mel features [n_mels, frames] of a waveform [samples] (or [B, n_mels, frames]).
 
     `filters` [n_mels, n_bins] and `window` [win_length] override the computed ones, for
-    checkpoints that store their own.
+    checkpoints that store their own. The spectrum is computed `chunk_frames` frames at a
+    time, so hours of audio never hold a full complex spectrogram in memory.
     """
     x = torch.as_tensor(audio, dtype=torch.float32)
     squeeze = x.dim() == 1
@@ -123,37 +125,53 @@ def log_mel(
         x = x + config.dither * torch.randn_like(x)
     if config.preemphasis is not None:
         x = torch.cat([x[:, :1], x[:, 1:] - config.preemphasis * x[:, :-1]], dim=1)
-    win = window if window is not None else analysis_window(config)
-    fb = filters if filters is not None else mel_filters(config)
+    if config.center:
+        pad = config.n_fft // 2
+        x = torch.nn.functional.pad(x[:, None], (pad, pad), mode=config.pad_mode)[:, 0]
+    win = (window if window is not None else analysis_window(config)).to(x.device, torch.float32)
+    fb = (filters if filters is not None else mel_filters(config)).to(x.device, torch.float32)
+    hop = config.hop_length
+    n_frames = 1 + (x.shape[-1] - config.n_fft) // hop
+    chunks = []
+    for first in range(0, n_frames, chunk_frames):
+        count = min(chunk_frames, n_frames - first)
+        piece = x[:, first * hop : (first + count - 1) * hop + config.n_fft]
+        chunks.append(_log_mel_frames(piece, config, win, fb))
+    feats = torch.cat(chunks, dim=-1)
+    if config.drop_last_frame:
+        feats = feats[..., :-1]
+    feats = _normalize(feats, config, n_samples)
+    return feats[0] if squeeze else feats
+
+
+def _log_mel_frames(
+    x: torch.Tensor, config: FeatureConfig, win: torch.Tensor, fb: torch.Tensor
+) -> torch.Tensor:
+    """Log-mel of every full frame of `x` [B, samples] (no padding added)."""
     spec = torch.stft(
         x,
         n_fft=config.n_fft,
         hop_length=config.hop_length,
         win_length=win.shape[0],
-        window=win.to(x.device, torch.float32),
-        center=config.center,
-        pad_mode=config.pad_mode,
+        window=win,
+        center=False,
         return_complex=True,
     )
-    if config.drop_last_frame:
-        spec = spec[..., :-1]
     magnitude = spec.abs()
     power = magnitude**2 if config.power == 2.0 else magnitude**config.power
-    mel = fb.to(x.device, torch.float32) @ power
+    mel = fb @ power
     if config.log_guard == "add":
         mel = mel + config.log_eps
     else:
         mel = mel.clamp(min=config.log_eps, max=config.log_max)
-    feats = torch.log10(mel) if config.log == "log10" else torch.log(mel)
-    feats = _normalize(feats, config, n_samples)
-    return feats[0] if squeeze else feats
+    return torch.log10(mel) if config.log == "log10" else torch.log(mel)
 
 
 def _normalize(feats: torch.Tensor, config: FeatureConfig, n_samples: int) -> torch.Tensor:
     valid = n_samples // config.hop_length if config.valid_frames_only else feats.shape[-1]
     if config.normalize == "whisper":
         peak = feats.amax(dim=(-2, -1), keepdim=True)
-        feats = (torch.maximum(feats, peak - 8.0) + 4.0) / 4.0
+        feats = torch.maximum(feats, peak - 8.0, out=feats).add_(4.0).div_(4.0)
     elif config.normalize == "per_feature":
         used = feats[..., :valid]
         mean = used.mean(dim=-1, keepdim=True)
