@@ -301,15 +301,23 @@ def max_compression_ratio(text: str, window: int = 80) -> float:
     return max(ratios)
 
 
-HEADER = ["engine", "RTF", "vs polyasr", "CPU s", "load s", "cold s", "peak MB", "WER %"]
+HEADER = ["engine", "RTF", "RTF range", "vs polyasr", "CPU s", "load s", "cold s", "peak MB"]
+HEADER += ["WER %"]
 HEADER += ["max 3g", "zlib", "loop", "other CPU s"]
 
 
+def median_run(runs: list[Result]) -> Result:
+    """The run with the median transcription time (the slower middle one for an even count)."""
+    ok = sorted((r for r in runs if not r.error), key=lambda r: r.transcribe_s)
+    return ok[len(ok) // 2] if ok else runs[0]
+
+
 def print_table(
-    results: list[Result], duration: float, reference: str, threads: int, load_avg: float
+    runs: dict[str, list[Result]], duration: float, reference: str, threads: int, load_avg: float
 ) -> None:
     from polyasr.metrics import wer
 
+    results = [median_run(r) for r in runs.values()]
     base = next((r for r in results if r.engine == "polyasr" and not r.error), None)
     base_rtf = base.transcribe_s / duration if base else None
     ref_3g = max_trigram_count(reference)
@@ -318,11 +326,13 @@ def print_table(
         if r.error:
             continue
         rtf = r.transcribe_s / duration
+        rtfs = [x.transcribe_s / duration for x in runs[r.engine] if not x.error]
         trigrams, zratio = max_trigram_count(r.text), max_compression_ratio(r.text)
         rows.append(
             [
                 r.engine,
                 f"{rtf:.3f}",
+                f"{min(rtfs):.3f}-{max(rtfs):.3f}",
                 f"{rtf / base_rtf:.2f}x" if base_rtf else "-",
                 f"{r.transcribe_cpu_s:.1f}",
                 f"{r.load_s:.2f}",
@@ -340,9 +350,11 @@ def print_table(
         row[0].ljust(widths[0]) + "  " + "  ".join(map(str.rjust, row[1:], widths[1:]))
         for row in rows
     ]
+    repeats = max(len(r) for r in runs.values())
     print(
-        f"\nwhisper-base on CPU, {threads} threads, {duration:.1f} s of English speech; one "
-        "cold call per engine, no warm-up (RTF is that first and only call on the full file); "
+        f"\nwhisper-base on CPU, {threads} threads, {duration:.1f} s of English speech; "
+        f"{repeats} round(s), each engine in a fresh process per round with one cold call (no "
+        "warm-up); each row is the engine's median run, RTF range over all rounds; "
         f"load average before the run: {load_avg:.2f}.\n"
     )
     print("\n".join([lines[0], "-" * len(lines[0]), *lines[1:]]))
@@ -368,6 +380,9 @@ def main() -> None:
     parser.add_argument("--audio", type=Path, help="audio file (default: built from shared/data)")
     parser.add_argument("--reference", type=Path, help="reference text file for --audio")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="rounds over all engines (order rotates)"
+    )
     parser.add_argument("--cache-dir", type=Path, default=default_cache, help="CTranslate2 model")
     parser.add_argument("--print-text", action="store_true", help="also print each hypothesis")
     parser.add_argument("--worker", choices=list(ENGINES), help=argparse.SUPPRESS)
@@ -396,13 +411,15 @@ def main() -> None:
         audio = Path(tmp) / "bench.wav"  # every engine decodes this same 16 kHz mono WAV
         write_wav(audio, samples)
         load_avg = os.getloadavg()[0]
-        results = []
-        for engine in engines:
-            print(f"running {engine} ...", file=sys.stderr, flush=True)
-            results.append(run_worker(engine, args, audio))
-    print_table(results, duration, reference, args.threads, load_avg)
+        runs: dict[str, list[Result]] = {e: [] for e in engines}
+        for round_ in range(args.repeat):
+            order = engines[round_ % len(engines) :] + engines[: round_ % len(engines)]
+            for engine in order:
+                print(f"round {round_ + 1}: running {engine} ...", file=sys.stderr, flush=True)
+                runs[engine].append(run_worker(engine, args, audio))
+    print_table(runs, duration, reference, args.threads, load_avg)
     if args.print_text:
-        for r in results:
+        for r in map(median_run, runs.values()):
             print(f"\n[{r.engine}] {r.text}")
 
 
