@@ -18,7 +18,8 @@ HUB_FILES = [
 
 
 def download(repo_id: str) -> Path:
-    """Fetch a hub repository into the huggingface_hub cache (with a progress bar)."""
+    """Fetch a hub repository (`org/name` or `org/name@revision`) into the huggingface_hub
+    cache, with a progress bar."""
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import (
         GatedRepoError,
@@ -26,14 +27,21 @@ def download(repo_id: str) -> Path:
         RepositoryNotFoundError,
     )
 
+    repo_id, _, revision = repo_id.partition("@")
+    revision = revision or None
+    patterns = HUB_FILES + (["pytorch_model.bin"] if repo_id.startswith("ai-sage/GigaAM") else [])
     try:
-        return Path(snapshot_download(repo_id, allow_patterns=HUB_FILES, local_files_only=True))
+        return Path(
+            snapshot_download(
+                repo_id, revision=revision, allow_patterns=patterns, local_files_only=True
+            )
+        )
     except (LocalEntryNotFoundError, FileNotFoundError):
         pass
     except Exception:  # a corrupt or partial cache entry: let the download repair it
         pass
     try:
-        return Path(snapshot_download(repo_id, allow_patterns=HUB_FILES))
+        return Path(snapshot_download(repo_id, revision=revision, allow_patterns=patterns))
     except RepositoryNotFoundError as exc:
         raise ModelError(f"model {repo_id!r} does not exist on the Hugging Face hub") from exc
     except GatedRepoError as exc:

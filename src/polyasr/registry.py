@@ -24,9 +24,16 @@ def _whisper_family() -> Family:
     return Family("whisper", is_whisper_dir, load_whisper)
 
 
-FAMILIES: list[Callable[[], Family]] = [_whisper_family]
+def _gigaam_family() -> Family:
+    from .models.gigaam import is_gigaam, load_gigaam
+
+    return Family("gigaam", is_gigaam, load_gigaam)
+
+
+FAMILIES: list[Callable[[], Family]] = [_whisper_family, _gigaam_family]
 
 _WHISPER_SIZES = ["tiny", "base", "small", "medium"]
+GIGAAM_VARIANTS = ["ctc", "rnnt", "e2e_ctc", "e2e_rnnt"]
 KNOWN_MODELS: dict[str, str] = {
     **{f"whisper-{s}": f"openai/whisper-{s}" for s in _WHISPER_SIZES},
     **{f"whisper-{s}.en": f"openai/whisper-{s}.en" for s in _WHISPER_SIZES},
@@ -34,6 +41,7 @@ KNOWN_MODELS: dict[str, str] = {
     "whisper-large-v2": "openai/whisper-large-v2",
     "whisper-large-v3": "openai/whisper-large-v3",
     "whisper-large-v3-turbo": "openai/whisper-large-v3-turbo",
+    **{f"gigaam-v3-{v.replace('_', '-')}": f"ai-sage/GigaAM-v3@{v}" for v in GIGAAM_VARIANTS},
 }
 
 
@@ -44,9 +52,7 @@ def resolve_directory(name_or_path: str | Path) -> tuple[Path, str]:
     text = str(name_or_path)
     path = Path(text).expanduser()
     if path.exists():
-        if not path.is_dir():
-            raise ModelError(f"{path} is a file; pass the model directory that contains it")
-        return path, path.name
+        return path, path.stem
     if text in KNOWN_MODELS:
         return download(KNOWN_MODELS[text]), text
     if text.count("/") == 1 and not text.startswith((".", "/", "~")):
@@ -58,13 +64,14 @@ def resolve_directory(name_or_path: str | Path) -> tuple[Path, str]:
 
 
 def detect_family(directory: Path) -> Family:
+    """The family whose files `directory` (or a single checkpoint file) holds."""
     for make in FAMILIES:
         family = make()
         if family.detect(directory):
             return family
     raise ModelError(
-        f"{directory} is not a model directory polyasr recognizes "
-        "(expected e.g. a Whisper config.json, tokenizer.json and model.safetensors)"
+        f"{directory} is not a model polyasr recognizes (expected a Whisper directory with "
+        "config.json, tokenizer.json and model.safetensors, or a GigaAM v3 .ckpt)"
     )
 
 

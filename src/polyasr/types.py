@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Protocol, Union, runtime_checkable
 
 import numpy as np
@@ -92,6 +92,11 @@ class TranscribeOptions:
     max_new_tokens: int | None = None
     seed: int = 0
     """Seed for sampling at temperatures above zero, so results are reproducible."""
+    vad: bool = True
+    """Cut the audio at pauses found by Silero VAD and transcribe the pieces in batches; off,
+    Whisper decodes 30 s windows sequentially and other families cut fixed windows."""
+    batch_size: int = 8
+    """Pieces of audio decoded together (more is faster per second of audio, uses more memory)."""
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -102,10 +107,23 @@ class TranscribeOptions:
             raise OptionError("patience must be positive")
         if not self.temperatures or any(t < 0 for t in self.temperatures):
             raise OptionError("temperatures must be a non-empty list of values >= 0")
+        if self.batch_size < 1:
+            raise OptionError("batch_size must be at least 1")
         if self.max_new_tokens is not None and self.max_new_tokens < 1:
             raise OptionError("max_new_tokens must be at least 1")
         if isinstance(self.temperatures, list):
             object.__setattr__(self, "temperatures", tuple(self.temperatures))
+
+    @classmethod
+    def resolve(
+        cls, options: TranscribeOptions | None, overrides: dict[str, Any]
+    ) -> TranscribeOptions:
+        """`options` (or the defaults) with keyword overrides; unknown names are an error."""
+        options = options or cls()
+        unknown = sorted(set(overrides) - {f.name for f in fields(cls)})
+        if unknown:
+            raise OptionError(f"unknown option(s): {', '.join(unknown)}")
+        return replace(options, **overrides) if overrides else options
 
 
 @runtime_checkable

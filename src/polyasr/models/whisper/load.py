@@ -6,13 +6,13 @@ import json
 import re
 import time
 from collections.abc import Callable
-from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from ...audio import FeatureConfig, load_audio, log_mel
+from ...devices import resolve_device, resolve_dtype
 from ...errors import ModelError, OptionError
 from ...safetensors_io import load_safetensors
 from ...types import AudioInput, TranscribeOptions, Transcript
@@ -111,40 +111,6 @@ def dims_from_config(config: dict[str, Any]) -> WhisperDims:
         raise ModelError(f"Whisper config.json lacks the field {exc}") from exc
 
 
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if device not in ("cpu", "cuda", "mps") and not device.startswith("cuda:"):
-        raise OptionError(f"unknown device {device!r}; use cpu, cuda, mps or auto")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise OptionError("device 'cuda' requested but no CUDA GPU is available")
-    if device == "mps" and not torch.backends.mps.is_available():
-        raise OptionError("device 'mps' requested but Apple MPS is not available")
-    return torch.device(device)
-
-
-def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
-    if isinstance(dtype, torch.dtype):
-        return dtype
-    if dtype is None or dtype == "auto":
-        return torch.float16 if device.type == "cuda" else torch.float32
-    table = {
-        "float32": torch.float32,
-        "fp32": torch.float32,
-        "float16": torch.float16,
-        "fp16": torch.float16,
-        "bfloat16": torch.bfloat16,
-        "bf16": torch.bfloat16,
-    }
-    if dtype not in table:
-        raise OptionError(f"unknown dtype {dtype!r}; use float32, float16 or bfloat16")
-    return table[dtype]
-
-
 class WhisperAsr:
     """A loaded Whisper checkpoint: transcribe files or waveforms of any length."""
 
@@ -185,13 +151,7 @@ class WhisperAsr:
     def _options(
         self, options: TranscribeOptions | None, overrides: dict[str, Any]
     ) -> TranscribeOptions:
-        options = options or TranscribeOptions()
-        if overrides:
-            known = {f.name for f in fields(TranscribeOptions)}
-            unknown = sorted(set(overrides) - known)
-            if unknown:
-                raise OptionError(f"unknown option(s): {', '.join(unknown)}")
-            options = replace(options, **overrides)
+        options = TranscribeOptions.resolve(options, overrides)
         if options.language is not None and options.language not in self.languages:
             raise OptionError(
                 f"language {options.language!r} is not supported by {self.name}; "

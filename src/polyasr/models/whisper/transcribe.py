@@ -30,6 +30,34 @@ class WindowSegment:
     window_offset: float
 
 
+def needs_fallback(result: DecodingResult, options: TranscribeOptions) -> bool:
+    """Too repetitive or too unlikely, unless it is confidently silence."""
+    too_repetitive = (
+        options.compression_ratio_threshold is not None
+        and result.compression_ratio > options.compression_ratio_threshold
+    )
+    too_unlikely = (
+        options.log_prob_threshold is not None and result.avg_logprob < options.log_prob_threshold
+    )
+    is_silence = (
+        options.no_speech_threshold is not None
+        and result.no_speech_prob > options.no_speech_threshold
+        and too_unlikely
+    )
+    return not is_silence and (too_repetitive or too_unlikely)
+
+
+def decode_config(
+    base: DecodeConfig, options: TranscribeOptions, temperature: float
+) -> DecodeConfig:
+    return replace(
+        base,
+        temperature=temperature,
+        beam_size=options.beam_size if temperature == 0 else 1,
+        best_of=options.best_of if temperature > 0 else 1,
+    )
+
+
 def decode_with_fallback(
     model: Whisper,
     tokenizer: WhisperTokenizer,
@@ -37,34 +65,26 @@ def decode_with_fallback(
     prompt: list[int],
     options: TranscribeOptions,
     base: DecodeConfig,
+    temperatures: tuple[float, ...] | None = None,
 ) -> DecodingResult:
     """Try each temperature until the result is neither too repetitive nor too unlikely."""
     result = None
-    for temperature in options.temperatures:
-        config = replace(
-            base,
-            temperature=temperature,
-            beam_size=options.beam_size if temperature == 0 else 1,
-            best_of=options.best_of if temperature > 0 else 1,
-        )
+    for temperature in temperatures or options.temperatures:
+        config = decode_config(base, options, temperature)
         result = decode_windows(model, tokenizer, audio_states, prompt, config)[0]
-        too_repetitive = (
-            options.compression_ratio_threshold is not None
-            and result.compression_ratio > options.compression_ratio_threshold
-        )
-        too_unlikely = (
-            options.log_prob_threshold is not None
-            and result.avg_logprob < options.log_prob_threshold
-        )
-        is_silence = (
-            options.no_speech_threshold is not None
-            and result.no_speech_prob > options.no_speech_threshold
-            and too_unlikely
-        )
-        if is_silence or not (too_repetitive or too_unlikely):
+        if not needs_fallback(result, options):
             break
     assert result is not None
     return result
+
+
+def is_no_speech(result: DecodingResult, options: TranscribeOptions) -> bool:
+    """openai's skip rule: probably silence and not confidently decoded."""
+    return (
+        options.no_speech_threshold is not None
+        and result.no_speech_prob > options.no_speech_threshold
+        and (options.log_prob_threshold is None or result.avg_logprob <= options.log_prob_threshold)
+    )
 
 
 def build_prompt(
@@ -163,18 +183,11 @@ def transcribe_features(
         prompt = build_prompt(tokenizer, history[reset_since:], language, options, n_ctx)
         result = decode_with_fallback(model, tokenizer, states, prompt, options, base)
 
-        if (
-            options.no_speech_threshold is not None
-            and result.no_speech_prob > options.no_speech_threshold
-        ):
-            if (
-                options.log_prob_threshold is None
-                or result.avg_logprob <= options.log_prob_threshold
-            ):
-                seek += segment_size
-                if progress:
-                    progress(min(seek, content_frames) * HOP_SECONDS)
-                continue
+        if is_no_speech(result, options):
+            seek += segment_size
+            if progress:
+                progress(min(seek, content_frames) * HOP_SECONDS)
+            continue
 
         current, seek_step, single_ending = split_segments(
             result.tokens, tokenizer, result, time_offset, segment_size

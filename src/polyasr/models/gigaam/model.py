@@ -1,0 +1,217 @@
+"""GigaAM v3 in data-flow order: conv1d subsampling, Conformer layers with RoPE, CTC/RNN-T heads.
+
+Quirks of v3 (see shared/docs/models/gigaam.md): rotary embeddings (base 5000) are applied to
+the layer input *before* the q/k projections, v unrotated; the conv module normalizes with a
+LayerNorm (named `batch_norm` in the checkpoint); blank is the last class.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+@dataclass(frozen=True)
+class GigaAMDims:
+    feat_in: int = 64
+    n_layers: int = 16
+    d_model: int = 768
+    n_heads: int = 16
+    ff_expansion: int = 4
+    subs_kernel: int = 5
+    conv_kernel: int = 5
+    rope_base: float = 5000.0
+    num_classes: int = 34
+    pred_hidden: int = 320
+    joint_hidden: int = 320
+
+
+def valid_mask(lengths: Tensor, size: int) -> Tensor:
+    """[B, size] True where the time step is inside the utterance."""
+    return torch.arange(size, device=lengths.device)[None] < lengths[:, None]
+
+
+class StridingSubsampling(nn.Module):
+    """[B, feat_in, T] -> [B, T/4, d]: two stride-2 conv1d with ReLU; padding re-zeroed."""
+
+    def __init__(self, dims: GigaAMDims) -> None:
+        super().__init__()
+        k = dims.subs_kernel
+        self.conv = nn.Sequential(
+            nn.Conv1d(dims.feat_in, dims.d_model, k, stride=2, padding=k // 2),
+            nn.ReLU(),
+            nn.Conv1d(dims.d_model, dims.d_model, k, stride=2, padding=k // 2),
+            nn.ReLU(),
+        )
+        self.kernel = k
+
+    def forward(self, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+        pad = self.kernel // 2
+        x = x * valid_mask(lengths, x.shape[-1])[:, None]
+        for conv, act in ((self.conv[0], self.conv[1]), (self.conv[2], self.conv[3])):
+            x = act(conv(x))
+            lengths = torch.div(lengths + 2 * pad - self.kernel, 2, rounding_mode="floor") + 1
+            x = x * valid_mask(lengths, x.shape[-1])[:, None]
+        return x.transpose(1, 2), lengths
+
+
+def rotary_tables(length: int, dim: int, base: float, device, dtype) -> tuple[Tensor, Tensor]:
+    """cos/sin [T, dim] in the rotate-half layout (frequencies repeated twice)."""
+    inv = base ** (-torch.arange(0, dim, 2, device=device, dtype=torch.float32) / dim)
+    angles = torch.arange(length, device=device, dtype=torch.float32)[:, None] * inv[None]
+    angles = torch.cat([angles, angles], dim=-1)
+    return angles.cos().to(dtype), angles.sin().to(dtype)
+
+
+def rotate(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    """x [B, T, H, hd] rotated per head: x cos + [-x2, x1] sin."""
+    x1, x2 = x.chunk(2, dim=-1)
+    return x * cos[:, None] + torch.cat([-x2, x1], dim=-1) * sin[:, None]
+
+
+class RotaryMultiHeadAttention(nn.Module):
+    def __init__(self, d_model: int, n_heads: int) -> None:
+        super().__init__()
+        self.n_heads = n_heads
+        self.linear_q = nn.Linear(d_model, d_model)
+        self.linear_k = nn.Linear(d_model, d_model)
+        self.linear_v = nn.Linear(d_model, d_model)
+        self.linear_out = nn.Linear(d_model, d_model)
+
+    def forward(self, x: Tensor, cos: Tensor, sin: Tensor, key_mask: Tensor | None) -> Tensor:
+        """x [B, T, d]; key_mask [B, T] (None for a single utterance)."""
+        b, t, d = x.shape
+        heads = x.view(b, t, self.n_heads, -1)
+        rotated = rotate(heads, cos, sin).reshape(b, t, d)
+
+        def split(y: Tensor) -> Tensor:
+            return y.view(b, t, self.n_heads, -1).transpose(1, 2)
+
+        q, k = split(self.linear_q(rotated)), split(self.linear_k(rotated))
+        v = split(self.linear_v(x))
+        mask = None if key_mask is None else key_mask[:, None, None, :]
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        return self.linear_out(out.transpose(1, 2).reshape(b, t, d))
+
+
+class ConformerConvolution(nn.Module):
+    """Pointwise conv, GLU, depthwise conv, LayerNorm over channels, SiLU, pointwise conv."""
+
+    def __init__(self, d_model: int, kernel: int) -> None:
+        super().__init__()
+        self.pointwise_conv1 = nn.Conv1d(d_model, 2 * d_model, 1)
+        self.depthwise_conv = nn.Conv1d(
+            d_model, d_model, kernel, padding=kernel // 2, groups=d_model
+        )
+        self.batch_norm = nn.LayerNorm(d_model)  # the checkpoint's name for a LayerNorm
+        self.pointwise_conv2 = nn.Conv1d(d_model, d_model, 1)
+
+    def forward(self, x: Tensor, pad_mask: Tensor | None) -> Tensor:
+        """x [B, T, d] -> [B, T, d]; pad_mask [B, T] True on padding."""
+        y = F.glu(self.pointwise_conv1(x.transpose(1, 2)), dim=1)
+        if pad_mask is not None:
+            y = y.masked_fill(pad_mask[:, None], 0.0)
+        y = self.depthwise_conv(y)
+        y = F.silu(self.batch_norm(y.transpose(1, 2))).transpose(1, 2)
+        return self.pointwise_conv2(y).transpose(1, 2)
+
+
+class FeedForward(nn.Module):
+    def __init__(self, d_model: int, d_ff: int) -> None:
+        super().__init__()
+        self.linear1 = nn.Linear(d_model, d_ff)
+        self.linear2 = nn.Linear(d_ff, d_model)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.linear2(F.silu(self.linear1(x)))
+
+
+class ConformerLayer(nn.Module):
+    """Macaron block: ½FF, self-attention, convolution, ½FF, then the layer's own LayerNorm."""
+
+    def __init__(self, dims: GigaAMDims) -> None:
+        super().__init__()
+        d, d_ff = dims.d_model, dims.d_model * dims.ff_expansion
+        self.norm_feed_forward1 = nn.LayerNorm(d)
+        self.feed_forward1 = FeedForward(d, d_ff)
+        self.norm_self_att = nn.LayerNorm(d)
+        self.self_attn = RotaryMultiHeadAttention(d, dims.n_heads)
+        self.norm_conv = nn.LayerNorm(d)
+        self.conv = ConformerConvolution(d, dims.conv_kernel)
+        self.norm_feed_forward2 = nn.LayerNorm(d)
+        self.feed_forward2 = FeedForward(d, d_ff)
+        self.norm_out = nn.LayerNorm(d)
+
+    def forward(self, x: Tensor, cos: Tensor, sin: Tensor, valid: Tensor | None) -> Tensor:
+        pad = None if valid is None else ~valid
+        x = x + 0.5 * self.feed_forward1(self.norm_feed_forward1(x))
+        x = x + self.self_attn(self.norm_self_att(x), cos, sin, valid)
+        x = x + self.conv(self.norm_conv(x), pad)
+        x = x + 0.5 * self.feed_forward2(self.norm_feed_forward2(x))
+        return self.norm_out(x)
+
+
+class ConformerEncoder(nn.Module):
+    """log-mel [B, feat_in, T] + lengths -> states [B, T', d] + lengths T'."""
+
+    def __init__(self, dims: GigaAMDims) -> None:
+        super().__init__()
+        self.dims = dims
+        self.pre_encode = StridingSubsampling(dims)
+        self.layers = nn.ModuleList(ConformerLayer(dims) for _ in range(dims.n_layers))
+
+    def forward(self, features: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+        x, lengths = self.pre_encode(features, lengths)
+        head_dim = self.dims.d_model // self.dims.n_heads
+        cos, sin = rotary_tables(x.shape[1], head_dim, self.dims.rope_base, x.device, x.dtype)
+        valid = valid_mask(lengths, x.shape[1]) if x.shape[0] > 1 else None
+        for layer in self.layers:
+            x = layer(x, cos, sin, valid)
+        return x, lengths
+
+
+class CTCHead(nn.Module):
+    def __init__(self, dims: GigaAMDims) -> None:
+        super().__init__()
+        self.decoder_layers = nn.Sequential(nn.Conv1d(dims.d_model, dims.num_classes, 1))
+
+    def forward(self, states: Tensor) -> Tensor:
+        """states [B, T', d] -> log-probabilities [B, T', C]."""
+        logits = self.decoder_layers(states.transpose(1, 2)).transpose(1, 2)
+        return logits.float().log_softmax(dim=-1)
+
+
+class PredictionNetwork(nn.Module):
+    """Label embedding + one-layer LSTM; a zero vector stands for "no label yet"."""
+
+    def __init__(self, dims: GigaAMDims) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(dims.num_classes, dims.pred_hidden)
+        self.lstm = nn.LSTM(dims.pred_hidden, dims.pred_hidden, num_layers=1, batch_first=True)
+
+
+class Joint(nn.Module):
+    def __init__(self, dims: GigaAMDims) -> None:
+        super().__init__()
+        self.enc = nn.Linear(dims.d_model, dims.joint_hidden)
+        self.pred = nn.Linear(dims.pred_hidden, dims.joint_hidden)
+        self.joint_net = nn.Sequential(nn.ReLU(), nn.Linear(dims.joint_hidden, dims.num_classes))
+
+
+class RNNTHead(nn.Module):
+    def __init__(self, dims: GigaAMDims) -> None:
+        super().__init__()
+        self.decoder = PredictionNetwork(dims)
+        self.joint = Joint(dims)
+
+
+class GigaAM(nn.Module):
+    def __init__(self, dims: GigaAMDims, head: str) -> None:
+        super().__init__()
+        self.dims = dims
+        self.encoder = ConformerEncoder(dims)
+        self.head = CTCHead(dims) if head == "ctc" else RNNTHead(dims)
+        self.head_type = head

@@ -1,0 +1,1 @@
+"""Family-independent orchestration: long audio, batching, stitching."""
