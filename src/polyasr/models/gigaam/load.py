@@ -262,7 +262,7 @@ def load_gigaam(
             f"missing {missing[:3]}, unexpected {unexpected[:3]}"
         )
     model.load_state_dict({k: v.to(dev, torch_dtype) for k, v in state.items()}, assign=True)
-    model.eval()
+    model.eval().requires_grad_(False)
     decoding = cfg.get("decoding", {})
     sp_files = sorted(ckpt_path.parent.glob(f"{ckpt_path.stem}_tokenizer.model")) or sorted(
         ckpt_path.parent.glob("*tokenizer.model")

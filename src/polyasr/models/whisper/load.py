@@ -6,20 +6,33 @@ import json
 import re
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from ...audio import FeatureConfig, load_audio, log_mel
 from ...devices import resolve_device, resolve_dtype
 from ...errors import ModelError, OptionError
+from ...pipeline.longform import transcribe_samples
 from ...safetensors_io import load_safetensors
-from ...types import AudioInput, TranscribeOptions, Transcript
-from .decoding import DecodeConfig
+from ...types import AudioInput, Segment, TranscribeOptions, Transcript
+from .decoding import DecodeConfig, decode_windows
 from .model import Whisper, WhisperDims, sinusoids
+from .timing import add_word_timestamps
 from .tokenizer import WhisperTokenizer
-from .transcribe import N_FRAMES, transcribe_features
+from .transcribe import (
+    N_FRAMES,
+    build_prompt,
+    decode_config,
+    decode_with_fallback,
+    is_no_speech,
+    needs_fallback,
+    split_segments,
+    transcribe_features,
+)
 
 _RENAMES = [
     (r"^model\.", ""),
@@ -116,6 +129,7 @@ class WhisperAsr:
 
     family = "whisper"
     sample_rate = 16000
+    max_input_seconds = 30.0
 
     def __init__(
         self, model: Whisper, tokenizer: WhisperTokenizer, generation: dict[str, Any], name: str
@@ -189,6 +203,112 @@ class WhisperAsr:
     def _dtype(self) -> torch.dtype:
         return self.model.decoder.positional_embedding.dtype
 
+    def decode_base(self, options: TranscribeOptions) -> DecodeConfig:
+        """Decoding settings shared by every window of one call (temperature set per try)."""
+        return DecodeConfig(
+            sample_len=options.max_new_tokens or self.model.dims.n_text_ctx // 2,
+            timestamps=options.timestamps,
+            suppress_tokens=self.suppress_tokens,
+            max_initial_timestamp_index=self.max_initial_timestamp_index,
+            patience=options.patience,
+            length_penalty=options.length_penalty,
+            generator=torch.Generator(device=self.device).manual_seed(options.seed),
+        )
+
+    def language_of(self, samples: torch.Tensor) -> tuple[str, float | None]:
+        """Language detected on the first 30 s (English for English-only models)."""
+        if not self.tokenizer.multilingual:
+            return "en", None
+        mel = self.log_mel(samples[: N_FRAMES * 160])[:, :N_FRAMES]
+        language, probability, _ = self.detect_language(mel.to(self.device, self._dtype))
+        return language, probability
+
+    @torch.inference_mode()
+    def transcribe_chunks(
+        self, chunks: list[np.ndarray], options: TranscribeOptions
+    ) -> list[list[Segment]]:
+        """Decode up-to-30-s chunks in batches (the long-audio pipeline's entry point).
+
+        Each chunk is decoded without previous-text conditioning. Whisper ends a window at its
+        last complete segment and expects the next window to go on from there, so the rest of
+        a chunk is decoded again in the next round, batched with the other chunks' rests. A
+        window whose result is too repetitive or unlikely is redone alone at the next
+        temperatures.
+        """
+        out: list[list[Segment]] = [[] for _ in chunks]
+        pending = [(i, 0.0, chunk) for i, chunk in enumerate(chunks)]
+        while pending:
+            pending = self._decode_round(pending, options, out)
+        return out
+
+    def _decode_round(
+        self,
+        pieces: list[tuple[int, float, np.ndarray]],
+        options: TranscribeOptions,
+        out: list[list[Segment]],
+    ) -> list[tuple[int, float, np.ndarray]]:
+        """One batched window per piece; returns the rests that still need decoding."""
+        windows = []
+        for _, _, piece in pieces:
+            mel = self.log_mel(torch.from_numpy(piece))[:, : min(len(piece) // 160, N_FRAMES)]
+            windows.append(torch.nn.functional.pad(mel, (0, N_FRAMES - mel.shape[-1])))
+        states = self.model.encoder(torch.stack(windows).to(self.device, self._dtype))
+        prompt_text = options.initial_prompt
+        history = self.tokenizer.encode(" " + prompt_text.strip()) if prompt_text else []
+        prompt = build_prompt(
+            self.tokenizer, history, options.language, options, self.model.dims.n_text_ctx
+        )
+        base = self.decode_base(options)
+        first = decode_config(base, options, options.temperatures[0])
+        results = decode_windows(self.model, self.tokenizer, states, prompt, first)
+        rests = []
+        for k, ((i, offset, piece), result) in enumerate(zip(pieces, results)):
+            audio_states = states[k : k + 1]
+            if needs_fallback(result, options) and len(options.temperatures) > 1:
+                result = decode_with_fallback(
+                    self.model,
+                    self.tokenizer,
+                    audio_states,
+                    prompt,
+                    options,
+                    base,
+                    options.temperatures[1:],
+                )
+            if is_no_speech(result, options):
+                continue
+            frames = min(len(piece) // 160, N_FRAMES)
+            found, seek, single_ending = split_segments(
+                result.tokens, self.tokenizer, result, offset, frames
+            )
+            resume = options.timestamps and not single_ending and 0 < seek < frames - 100
+            if (
+                not resume
+                and options.timestamps
+                and result.tokens[-1:] < [self.tokenizer.timestamp_begin]
+            ):
+                # the last segment has no closing timestamp: close it at the piece's end
+                closed = result.tokens + [self.tokenizer.timestamp_begin + frames // 2]
+                found, _, _ = split_segments(closed, self.tokenizer, result, offset, frames)
+            if options.word_timestamps:
+                add_word_timestamps(
+                    found,
+                    self.model,
+                    self.tokenizer,
+                    audio_states,
+                    prompt,
+                    options.language,
+                    frames,
+                    0.0,
+                )
+            out[i] += [
+                f.segment
+                for f in found
+                if f.segment.end > f.segment.start and f.segment.text.strip()
+            ]
+            if resume:
+                rests.append((i, offset + seek * 0.01, piece[seek * 160 :]))
+        return rests
+
     def transcribe(
         self,
         audio: AudioInput,
@@ -196,33 +316,34 @@ class WhisperAsr:
         progress: Callable[[float, float], None] | None = None,
         **overrides: Any,
     ) -> Transcript:
-        """Transcribe one recording; `progress(done_s, total_s)` is called after each window."""
+        """Transcribe one recording of any length; `progress(done_s, total_s)` reports progress.
+
+        With `vad` (default) speech pieces found by Silero VAD are decoded in batches; without,
+        30 s windows are decoded one after another with seeking and previous-text conditioning.
+        """
         started = time.perf_counter()
         options = self._options(options, overrides)
         samples = torch.from_numpy(load_audio(audio, self.sample_rate).mono())
         duration = samples.shape[0] / self.sample_rate
-        mel = self.log_mel(samples).to(self.device, self._dtype)
-        content_frames = samples.shape[0] // 160
         language, language_prob = options.language, None
         if language is None:
-            if self.tokenizer.multilingual:
-                language, language_prob, _ = self.detect_language(mel[:, :N_FRAMES])
-            else:
-                language = "en"
-        generator = torch.Generator(device=self.device).manual_seed(options.seed)
-        base = DecodeConfig(
-            sample_len=options.max_new_tokens or self.model.dims.n_text_ctx // 2,
-            timestamps=options.timestamps,
-            suppress_tokens=self.suppress_tokens,
-            max_initial_timestamp_index=self.max_initial_timestamp_index,
-            patience=options.patience,
-            length_penalty=options.length_penalty,
-            generator=generator,
-        )
-        report = (lambda done: progress(done, duration)) if progress else None
-        segments = transcribe_features(
-            self.model, self.tokenizer, mel, content_frames, language, options, base, report
-        )
+            language, language_prob = self.language_of(samples)
+        options = replace(options, language=language)
+        if options.vad:
+            segments = transcribe_samples(self, [samples.numpy()], options, progress)[0]
+        else:
+            mel = self.log_mel(samples).to(self.device, self._dtype)
+            report = (lambda done: progress(done, duration)) if progress else None
+            segments = transcribe_features(
+                self.model,
+                self.tokenizer,
+                mel,
+                samples.shape[0] // 160,
+                language,
+                options,
+                self.decode_base(options),
+                report,
+            )
         return Transcript(
             text="".join(s.text for s in segments).strip(),
             segments=segments,
@@ -235,7 +356,33 @@ class WhisperAsr:
     def transcribe_batch(
         self, audios: list[AudioInput], options: TranscribeOptions | None = None, **overrides: Any
     ) -> list[Transcript]:
-        return [self.transcribe(a, options, **overrides) for a in audios]
+        """Several recordings; with VAD their speech pieces share batches (per language)."""
+        options = self._options(options, overrides)
+        if not options.vad:
+            return [self.transcribe(a, options) for a in audios]
+        started = time.perf_counter()
+        recordings = [torch.from_numpy(load_audio(a, self.sample_rate).mono()) for a in audios]
+        languages = [options.language or self.language_of(r)[0] for r in recordings]
+        segments: list[list[Segment]] = [[] for _ in recordings]
+        for language in dict.fromkeys(languages):
+            members = [i for i, code in enumerate(languages) if code == language]
+            found = transcribe_samples(
+                self, [recordings[i].numpy() for i in members], replace(options, language=language)
+            )
+            for i, segs in zip(members, found):
+                segments[i] = segs
+        elapsed = time.perf_counter() - started
+        total = sum(r.shape[0] for r in recordings) or 1
+        return [
+            Transcript(
+                text="".join(s.text for s in segs).strip(),
+                segments=segs,
+                language=code,
+                duration=r.shape[0] / self.sample_rate,
+                processing_seconds=elapsed * r.shape[0] / total,
+            )
+            for r, segs, code in zip(recordings, segments, languages)
+        ]
 
 
 def load_whisper(
@@ -279,7 +426,7 @@ def load_whisper(
         raise ModelError(
             f"the Whisper weights in {directory} do not match config.json: {exc}"
         ) from exc
-    model.eval()
+    model.eval().requires_grad_(False)
     heads = generation.get("alignment_heads")
     if heads:
         model.alignment_heads = [tuple(h) for h in heads]
