@@ -103,6 +103,14 @@ def cli() -> None:
 @click.option(
     "--condition-on-previous-text/--no-condition-on-previous-text", default=True, show_default=True
 )
+@click.option(
+    "--vad/--no-vad",
+    default=True,
+    show_default=True,
+    help="Cut at pauses found by Silero VAD and decode the pieces in batches; --no-vad decodes "
+    "30 s windows in sequence (Whisper) or fixed windows (other families).",
+)
+@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def transcribe(
     files: tuple[Path, ...],
@@ -118,6 +126,8 @@ def transcribe(
     word_timestamps: bool,
     initial_prompt: str | None,
     condition_on_previous_text: bool,
+    vad: bool,
+    batch_size: int,
     quiet: bool,
 ) -> None:
     """Transcribe audio or video FILES (wav, flac, mp3, ogg/opus, m4a, mp4, mkv, ...)."""
@@ -133,6 +143,8 @@ def transcribe(
         word_timestamps=word_timestamps,
         initial_prompt=initial_prompt,
         condition_on_previous_text=condition_on_previous_text,
+        vad=vad,
+        batch_size=batch_size,
         **({"temperatures": tuple(temperatures)} if temperatures else {}),
     )
     asr = polyasr.load(model, device=device, dtype=None if dtype == "auto" else dtype)

@@ -45,6 +45,7 @@ import numpy as np
 import torch
 
 SEED = 3003
+HEAD_SEED = {"ctc": 3003, "rnnt": 4}  # the head is re-initialised from its own seed
 GIGAAM_COMMIT = "85558932f047bf80d03f2b2e9dc2584c26e8bda6"
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -67,13 +68,13 @@ SPM_VOCAB = 96
 # centred on the mean encoder frame of the two reference utterances and the weights scaled up;
 # then the blank logit gets a bias so blanks and emissions are mixed.
 CTC_SCALE = 6.0
-CTC_BLANK_BIAS = 1.5
+CTC_BLANK_BIAS = 2.0
 CTC_SPACE_BIAS = 1.0  # more ' ' tokens, so the word timestamps have several words
 RNNT_ENC_SCALE = 2.0
-RNNT_PRED_SCALE = 6.0
+RNNT_PRED_SCALE = 8.0
 RNNT_EMBED_SCALE = 3.0
 RNNT_OUT_SCALE = 3.0
-RNNT_BLANK_BIAS = 1.0
+RNNT_BLANK_BIAS = 2.53125
 RNNT_UNK_BIAS = -4.0  # keep <unk> (id 0) from being emitted: its text is " ⁇ "
 MIN_MARGIN = 1e-3  # every argmax decision must win by at least this much (log-prob units)
 
@@ -249,6 +250,10 @@ def _mean_encoder_frame(model, audio: dict[str, np.ndarray]) -> torch.Tensor:
 
 def _shape_heads(model, kind: str, audio: dict[str, np.ndarray]) -> None:
     """Scale and centre the random output layers so decoding depends on the audio."""
+    torch.manual_seed(HEAD_SEED[kind])
+    for module in model.head.modules():
+        if hasattr(module, "reset_parameters"):
+            module.reset_parameters()
     mu = _mean_encoder_frame(model, audio)
     with torch.no_grad():
         if kind == "ctc":
@@ -301,10 +306,11 @@ def _build(gigaam, kind: str, out_dir: Path):
 def _load(gigaam, ckpt: Path, tok_path: Path | None):
     """What `gigaam.load_model` does after the download, on CPU (fp32, eval)."""
     checkpoint = torch.load(ckpt, map_location="cpu", weights_only=False)
-    checkpoint["cfg"].encoder.flash_attn = False
+    cfg = copy.deepcopy(checkpoint["cfg"])  # keep the stored cfg untouched for the report
+    cfg.encoder.flash_attn = False
     if tok_path is not None:
-        checkpoint["cfg"].decoding.model_path = str(tok_path)
-    model = gigaam.GigaAMASR(checkpoint["cfg"])
+        cfg.decoding.model_path = str(tok_path)
+    model = gigaam.GigaAMASR(cfg)
     model.load_state_dict(checkpoint["state_dict"])  # strict
     return model.eval(), checkpoint
 
