@@ -34,11 +34,13 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import io
 import json
 import os
 import sys
 import tempfile
 import types
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -206,25 +208,29 @@ def _train_spm(out_path: Path) -> int:
     lines = SPM_TEXT.splitlines()
     for name in sorted(p.stem for p in (SHARED / "data" / "ru").glob("*.txt")):
         lines.append((SHARED / "data" / "ru" / f"{name}.txt").read_text(encoding="utf-8").strip())
+    cwd = os.getcwd()
     with tempfile.TemporaryDirectory() as tmp:
-        corpus = Path(tmp) / "corpus.txt"
-        corpus.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        spm.SentencePieceTrainer.train(
-            input=str(corpus),
-            model_prefix=str(Path(tmp) / "spm"),
-            vocab_size=SPM_VOCAB,
-            model_type="unigram",
-            character_coverage=1.0,
-            normalization_rule_name="identity",  # no 240 kB NFKC table in the .model file
-            unk_id=0,
-            bos_id=-1,
-            eos_id=-1,
-            pad_id=-1,
-            num_threads=1,
-            seed_sentencepiece_size=100000,
-            minloglevel=2,
-        )
-        out_path.write_bytes((Path(tmp) / "spm.model").read_bytes())
+        os.chdir(tmp)  # the .model records the input/prefix paths: keep them relative
+        try:
+            Path("corpus.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+            spm.SentencePieceTrainer.train(
+                input="corpus.txt",
+                model_prefix="spm",
+                vocab_size=SPM_VOCAB,
+                model_type="unigram",
+                character_coverage=1.0,
+                normalization_rule_name="identity",  # no 240 kB NFKC table in the file
+                unk_id=0,
+                bos_id=-1,
+                eos_id=-1,
+                pad_id=-1,
+                num_threads=1,
+                seed_sentencepiece_size=100000,
+                minloglevel=2,
+            )
+            out_path.write_bytes(Path("spm.model").read_bytes())
+        finally:
+            os.chdir(cwd)
     sp = spm.SentencePieceProcessor(model_file=str(out_path))
     return sp.get_piece_size()
 
@@ -347,6 +353,17 @@ class _JointRecorder:
         del self.joint.joint  # restore the bound method
 
 
+def _save_npz(path: Path, **arrays) -> None:
+    """`np.savez_compressed` with fixed zip timestamps, so regenerating is byte-identical."""
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for key, value in arrays.items():
+            buf = io.BytesIO()
+            np.lib.format.write_array(buf, np.asanyarray(value), allow_pickle=False)
+            info = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            zf.writestr(info, buf.getvalue())
+
+
 def _margin(logp: np.ndarray) -> float:
     top2 = np.sort(logp, axis=-1)[..., -2:]
     return float((top2[..., 1] - top2[..., 0]).min())
@@ -437,11 +454,208 @@ def _run(model, kind: str, audio: dict[str, np.ndarray]):
     return arrays, utts, batch_texts, batch_diff, min(margins)
 
 
+MEANINGS = {
+    "features": "log-mel `[64, T]` of utterance i alone: "
+    "`model.preprocessor(wav[None], len)[0][0]` (periodic Hann 320, hop 160, center False, "
+    "power, 64 HTK mels, no norm, "
+    "ln(clamp(x, 1e-9, 1e9)))",
+    "feature_len": "T = (N - 320) // 160 + 1 (`preprocessor.out_len`)",
+    "encoder_out": "**time-major** `[T', d_model]`: the package's `model.encoder(features, "
+    "feature_len)[0][0]` (package layout `[B, d, T']`) **transposed**",
+    "encoded_len": "T' = ceil(ceil(T / 2) / 2)",
+    "log_probs": "`model.head(encoded)[0]`: CTC log_softmax `[T', C]`, blank = C - 1 = 33",
+    "tokens": "emitted token ids (no blanks) from the package's greedy decoding, in order",
+    "token_frames": "encoder frame of each emitted token (CTC: first frame of its run)",
+    "rnnt_frames": "encoder frame t of every greedy decision step (blank and non-blank)",
+    "rnnt_tokens": "argmax of every decision step, blank (= C - 1 = 96) included; its non-blank "
+    "entries are `tokens`",
+    "rnnt_joint": "joint **log-probs** `[steps, C]` (`head.joint.joint(...)`, log_softmax) at "
+    "every decision step, as the package computed them inside its greedy loop",
+    "batch_encoder_out": "`model.forward(padded_wavs [2, Nmax], lens)` transposed to `[B, T'max, "
+    "d_model]`; rows at or past `batch_lengths[b]` are padding garbage: do not compare them",
+    "batch_lengths": "encoder lengths T'_b of the batched pass",
+    "batch_feature_lengths": "feature lengths T_b of the batched pass",
+}
+
+RNNT_NOTE = """
+The RNN-T arrays come from wrapping `head.joint.joint` during the package's own
+`RNNTGreedyDecoding.decode` (batch of 1, so one call = one decision): the predictor starts from a
+zero input vector and zero state, advances only on non-blank, and a frame ends on blank or after
+10 emissions (the cap is reached in these references)."""
+
+TOKENIZER_NOTE = """
+`cfg.decoding.model_path` holds the bare file name `v3_e2e_rnnt_tokenizer.model` (resolve it next
+to the checkpoint; `gigaam.load_model` overwrites it with its download path anyway)."""
+
+
 def _describe(arrays: dict[str, np.ndarray]) -> str:
-    rows = []
+    rows = ["| array | shape | dtype | content |", "|---|---|---|---|"]
     for key, value in arrays.items():
-        rows.append(f"| `{key}` | {list(value.shape)} | {value.dtype} |")
+        base = key.rsplit("_", 1)[0] if key[-1].isdigit() else key
+        rows.append(f"| `{key}` | {list(value.shape)} | {value.dtype} | {MEANINGS[base]} |")
     return "\n".join(rows)
+
+
+def _readme(folder, kind, info, arrays, cfg_yaml, sizes) -> str:
+    ctc = kind == "ctc"
+    name = "v3_ctc" if ctc else "v3_e2e_rnnt"
+    utts = info["utterances"]
+    if ctc:
+        head_rows = (
+            f"| head | `CTCHead`: Conv1d(k 1) {D_MODEL} -> 34, log_softmax; blank = 33 |\n"
+            "| vocabulary | the real `v3_ctc` char list in `cfg.decoding.vocabulary`: ' ' (0), "
+            "а…я without ё (1…32) |\n"
+            "| decoding | `CTCGreedyDecoding` |"
+        )
+        shaping = (
+            f"CTC conv weight x{CTC_SCALE}, bias -= W·mu, blank bias +{CTC_BLANK_BIAS}, "
+            f"space bias +{CTC_SPACE_BIAS}"
+        )
+        tol = "CTC `log_probs` ≤ 1e-4 abs"
+    else:
+        head_rows = (
+            f"| head | `RNNTHead`: Embedding(97, {PRED_HIDDEN}, padding_idx 96) + 1-layer LSTM "
+            f"{PRED_HIDDEN}; joint: enc {D_MODEL}->{JOINT_HIDDEN}, pred {PRED_HIDDEN}->"
+            f"{JOINT_HIDDEN}, ReLU, {JOINT_HIDDEN}->97, log_softmax; blank = 96 |\n"
+            f"| tokenizer | `v3_e2e_rnnt_tokenizer.model`: SentencePiece unigram, {SPM_VOCAB} "
+            "pieces (`<unk>` = 0, no bos/eos/pad, identity normalization), trained by the script "
+            "on cased, punctuated Russian text (`SPM_TEXT` + `data/ru/*.txt`) |\n"
+            "| decoding | `RNNTGreedyDecoding`, max_symbols_per_step 10 (class default, not in "
+            "cfg) |"
+        )
+        shaping = (
+            f"joint.enc weight x{RNNT_ENC_SCALE} with bias -= W·mu, joint.pred weight "
+            f"x{RNNT_PRED_SCALE}, embedding x{RNNT_EMBED_SCALE} (the blank row stays 0), output "
+            f"weight x{RNNT_OUT_SCALE}, blank bias +{RNNT_BLANK_BIAS}, `<unk>` bias "
+            f"{RNNT_UNK_BIAS}"
+        )
+        tol = "`rnnt_joint` ≤ 1e-4 abs (log-probs); `rnnt_frames` / `rnnt_tokens` identical"
+    texts = "\n".join(
+        f"- `{u['name']}` ({u['num_samples']} samples, T' {arrays['encoded_len_' + str(i)]}, "
+        f"{u['num_tokens']} tokens, words: {len(u['words'])}): "
+        f"{json.dumps(u['text'], ensure_ascii=False)}"
+        for i, u in enumerate(utts)
+    )
+    files = "\n".join(f"| `{f}` | {n} |" for f, n in sorted(sizes.items()))
+    batch_diff = max(info["batch_vs_single_max_abs_diff"])
+    tokenizer_note = "" if ctc else TOKENIZER_NOTE
+    encoder_row = (
+        f"| encoder | conv1d subsampling x4 (two Conv1d k 5 stride 2 + ReLU), d_model {D_MODEL}, "
+        f"{N_HEADS} heads (head dim {D_MODEL // N_HEADS}), {N_LAYERS} layers, d_ff "
+        f"{D_MODEL * FF_EXPANSION} (x{FF_EXPANSION}), rotary attention (RoPE on the layer input, "
+        "base 5000), conv module with depthwise kernel 5 and LayerNorm (`conv.batch_norm`) |"
+    )
+    seed_row = (
+        f"| seed | `torch.manual_seed({SEED})` before `GigaAMASR(cfg)`; the head re-initialised "
+        f"after `torch.manual_seed({HEAD_SEED[kind]})` |"
+    )
+    audio_rows = "\n".join(
+        f"| `audio_{i}` | [{u['num_samples']}] | float32 | "
+        f"`$POLYASR_SHARED/data/ru/{u['name']}.flac` |"
+        for i, u in enumerate(utts)
+    )
+    return f"""# GigaAM golden fixture `{folder}`
+
+A tiny **random-weight** GigaAM v3 {"CTC" if ctc else "end-to-end RNN-T"} model, built with the
+official package's own classes (`gigaam.GigaAMASR` from github.com/salute-developers/GigaAM at
+commit `{GIGAAM_COMMIT}`, the repository head, package version string `0.1.0`) with the real v3
+structure and small dims, saved in the **published checkpoint layout**, plus the official
+package's outputs on two real Russian utterances. Its text is gibberish by design; what matters
+is that polyasr reproduces the numbers. Generated by `tests/golden/make_gigaam.py`.
+
+## Files
+
+| file | bytes |
+|---|---|
+{files}
+| `README.md` | this file |
+
+`{name}.ckpt` has the layout of the CDN files: `torch.save({{"cfg": omegaconf.DictConfig,
+"state_dict": OrderedDict}})`; load it with `torch.load(path, map_location="cpu",
+weights_only=False)` (omegaconf must be importable). The state dict is `GigaAMASR.state_dict()`
+in fp32, so it includes the preprocessor buffers `preprocessor.featurizer.0.spectrogram.window`
+[320] and `preprocessor.featurizer.0.mel_scale.fb` [161, 64]; the RoPE table is non-persistent
+and absent. It loads with strict `load_state_dict` into `GigaAMASR(cfg)`.{tokenizer_note}
+
+## Model
+
+| item | value |
+|---|---|
+| preprocessor | 16 kHz, 64 HTK mels, n_fft = win = 320, hop 160, center False |
+{encoder_row}
+{head_rows}
+| parameters | {info["num_parameters"]} |
+{seed_row}
+
+Weights are PyTorch default inits, then every LayerNorm weight and bias gets + 0.2·N(0, 1)
+(generator seeded {SEED}). The random encoder output is dominated by one constant vector, so the
+output layers are centred on `mu` (the mean encoder frame of the two utterances below) and scaled
+so decoding depends on the audio: {shaping}. Every argmax decision stored here wins by at least
+{info["min_argmax_margin"]:.4f} (log-prob units), so the tolerances below cannot flip a token.
+
+### cfg (as stored in the checkpoint)
+
+```yaml
+{cfg_yaml.rstrip()}
+```
+
+## inputs.npz
+
+| array | shape | dtype | content |
+|---|---|---|---|
+{audio_rows}
+| `names` | [2] | str | the two utterance names |
+| `sampling_rate` | [] | int64 | 16000 |
+
+The FLACs are 16 kHz mono 16-bit PCM, read with `soundfile.read(..., dtype="float32")`, i.e.
+int16 / 32768: the same values GigaAM's ffmpeg loader produces. Feed these exact samples.
+
+## reference.npz
+
+The official package on CPU, fp32, `eval()`, no autocast, `torch.inference_mode()`; torch
+{info["versions"]["torch"]}, torchaudio {info["versions"]["torchaudio"]} (its Python
+`MelSpectrogram` only). Suffix `_i` = utterance i of `inputs.npz`, each run alone (batch of 1).
+Both npz files are written with `np.savez_compressed`; `np.load` reads them as usual.
+
+{_describe(arrays)}
+
+`model.forward(wav, len)` (preprocessor + encoder, as `transcribe` calls it) gives a
+bit-identical `encoder_out`.{"" if ctc else RNNT_NOTE}
+
+## reference.json
+
+`cfg` (as stored), `versions`, `seed`, and per utterance: `text` (decoded by the package's
+tokenizer), `num_tokens`, `frame_shift` (= num_samples / 16000 / T'), and `words`, the package's
+word timestamps (`GigaAMASR._decode(..., word_timestamps=True)`, the step `transcribe(...,
+word_timestamps=True)` runs after loading the audio: `start = first_frame·shift`, `end =
+(last_frame + 1)·shift`, seconds, unrounded, empty words skipped). `batch_texts` = the texts
+decoded from the batched pass (equal to the single ones); `batch_vs_single_max_abs_diff` = max
+|batch - single| of the encoder output over valid frames; `min_argmax_margin`.
+
+Reference texts:
+
+{texts}
+
+## Tolerances
+
+Features ≤ 1e-4 abs; encoder output ≤ 1e-4 relative (max abs diff / max abs value); {tol};
+`tokens`, `token_frames`, text and word boundaries identical (word times ≤ 1e-6 s); batch vs
+single on valid frames ≤ 1e-4 relative (the package itself differs by {batch_diff:.1e} abs).
+
+## Regenerate
+
+From the repository root, with the reference venv described at the top of the script
+(`.ref-venv-gigaam`, git-ignored: torch 2.13.0 CPU, torchaudio 2.11.0 installed `--no-deps`,
+hydra-core, omegaconf, sentencepiece, soundfile, and the GigaAM source at `{GIGAAM_COMMIT[:7]}`
+extracted to `.ref-venv-gigaam/src`) and `POLYASR_SHARED` pointing at the shared folder (default
+`../shared` next to the repository):
+
+```sh
+{REGEN_COMMAND}
+```
+
+It rewrites both GigaAM fixture folders; the output is deterministic.
+"""
 
 
 def main() -> None:
@@ -470,17 +684,20 @@ def main() -> None:
             assert u["num_tokens"] >= 10, (folder, u)
         assert batch_texts == [u["text"] for u in utts], (batch_texts, utts)
         assert margin >= MIN_MARGIN, (folder, margin)
-        np.savez_compressed(
+        if kind == "rnnt":  # README says the 10-symbols-per-frame cap is exercised
+            assert max(np.bincount(arrays[f"token_frames_{i}"]).max() for i in (0, 1)) == 10
+        _save_npz(
             out_dir / "inputs.npz",
             audio_0=audio[UTTERANCES[0]],
             audio_1=audio[UTTERANCES[1]],
             names=np.array(UTTERANCES),
             sampling_rate=np.int64(16000),
         )
-        np.savez_compressed(out_dir / "reference.npz", **arrays)
+        _save_npz(out_dir / "reference.npz", **arrays)
         info = {
             "fixture": folder,
             "seed": SEED,
+            "head_seed": HEAD_SEED[kind],
             "versions": versions,
             "cfg": omegaconf.OmegaConf.to_container(checkpoint["cfg"]),
             "utterances": utts,
@@ -492,22 +709,11 @@ def main() -> None:
         (out_dir / "reference.json").write_text(
             json.dumps(info, ensure_ascii=False, indent=1) + "\n", encoding="utf-8"
         )
-        print(
-            folder,
-            json.dumps(
-                {
-                    k: info[k]
-                    for k in (
-                        "utterances",
-                        "batch_vs_single_max_abs_diff",
-                        "min_argmax_margin",
-                        "num_parameters",
-                    )
-                },
-                ensure_ascii=False,
-            )[:3000],
-        )
-        print(_describe(arrays))
+        sizes = {p.name: p.stat().st_size for p in out_dir.iterdir() if p.name != "README.md"}
+        cfg_yaml = omegaconf.OmegaConf.to_yaml(checkpoint["cfg"])
+        readme = _readme(folder, kind, info, arrays, cfg_yaml, sizes)
+        (out_dir / "README.md").write_text(readme, encoding="utf-8")
+        print(folder, margin, [(u["text"], u["num_tokens"]) for u in utts])
 
 
 if __name__ == "__main__":

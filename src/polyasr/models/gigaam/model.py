@@ -98,7 +98,12 @@ class RotaryMultiHeadAttention(nn.Module):
 
 
 class ConformerConvolution(nn.Module):
-    """Pointwise conv, GLU, depthwise conv, LayerNorm over channels, SiLU, pointwise conv."""
+    """Pointwise conv, GLU, depthwise conv, LayerNorm over channels, SiLU, pointwise conv.
+
+    Runs in the [B, T, d] layout: the kernel-1 convolutions are matrix products with the
+    checkpoint's conv weights, and the depthwise convolution is a sum of shifted products,
+    which avoids transposes and is several times faster than oneDNN's conv on CPU.
+    """
 
     def __init__(self, d_model: int, kernel: int) -> None:
         super().__init__()
@@ -111,12 +116,19 @@ class ConformerConvolution(nn.Module):
 
     def forward(self, x: Tensor, pad_mask: Tensor | None) -> Tensor:
         """x [B, T, d] -> [B, T, d]; pad_mask [B, T] True on padding."""
-        y = F.glu(self.pointwise_conv1(x.transpose(1, 2)), dim=1)
+        conv1, depthwise, conv2 = self.pointwise_conv1, self.depthwise_conv, self.pointwise_conv2
+        y = F.glu(F.linear(x, conv1.weight[..., 0], conv1.bias), dim=-1)
         if pad_mask is not None:
-            y = y.masked_fill(pad_mask[:, None], 0.0)
-        y = self.depthwise_conv(y)
-        y = F.silu(self.batch_norm(y.transpose(1, 2))).transpose(1, 2)
-        return self.pointwise_conv2(y).transpose(1, 2)
+            y = y.masked_fill(pad_mask[..., None], 0.0)
+        kernel = depthwise.weight.shape[-1]
+        t = y.shape[1]
+        padded = F.pad(y, (0, 0, kernel // 2, kernel // 2))
+        weight = depthwise.weight[:, 0]  # [d, kernel]
+        z = padded[:, :t] * weight[:, 0]
+        for j in range(1, kernel):
+            z = torch.addcmul(z, padded[:, j : j + t], weight[:, j])
+        z = F.silu(self.batch_norm(z + depthwise.bias))
+        return F.linear(z, conv2.weight[..., 0], conv2.bias)
 
 
 class FeedForward(nn.Module):
