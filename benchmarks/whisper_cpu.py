@@ -51,15 +51,21 @@ class Result:
 # --- engines (each runs inside its worker process; heavy imports stay local) ---------------
 
 
-def run_polyasr(model_dir: Path, audio: Path, threads: int, cache: Path) -> Callable[[], str]:
-    import torch
+def _polyasr(vad: bool) -> Callable[[Path, Path, int, Path], Callable[[], str]]:
+    """polyasr greedy fp32: sequential 30 s windows like the peers (vad=False), or the default
+    pipeline (Silero VAD pieces decoded in batches)."""
 
-    import polyasr
+    def run(model_dir: Path, audio: Path, threads: int, cache: Path) -> Callable[[], str]:
+        import torch
 
-    torch.set_num_threads(threads)
-    model = polyasr.load(str(model_dir), device="cpu", dtype="float32")
-    options = polyasr.TranscribeOptions(language="en", beam_size=1)
-    return lambda: model.transcribe(str(audio), options).text
+        import polyasr
+
+        torch.set_num_threads(threads)
+        model = polyasr.load(str(model_dir), device="cpu", dtype="float32")
+        options = polyasr.TranscribeOptions(language="en", beam_size=1, vad=vad)
+        return lambda: model.transcribe(str(audio), options).text
+
+    return run
 
 
 def run_transformers(model_dir: Path, audio: Path, threads: int, cache: Path) -> Callable[[], str]:
@@ -147,7 +153,8 @@ def run_openai_whisper(
 
 
 ENGINES: dict[str, Callable[[Path, Path, int, Path], Callable[[], str]]] = {
-    "polyasr": run_polyasr,
+    "polyasr": _polyasr(vad=False),
+    "polyasr-vad": _polyasr(vad=True),
     "transformers": run_transformers,
     "faster-whisper-fp32": _faster_whisper("float32"),
     "faster-whisper-int8": _faster_whisper("int8"),
