@@ -126,3 +126,40 @@ def test_hostile_checkpoint_is_refused_without_running_code(tmp_path, capsys):
     with pytest.raises(polyasr.ModelError, match="refusing to load builtins.print"):
         polyasr.load(tmp_path, device="cpu")
     assert "must never run" not in capsys.readouterr().out
+
+
+_PEAK_RSS_SCRIPT = """
+import resource, sys
+import numpy as np
+import polyasr
+from polyasr.audio import load_audio
+model = polyasr.load(sys.argv[1], device="cpu")
+speech = load_audio(sys.argv[2]).mono()
+unit = np.concatenate([speech, np.zeros(16000, np.float32)])
+audio = np.tile(unit, int(float(sys.argv[3]) * 60 * 16000 / len(unit)) + 1)
+model.transcribe(audio[:16000 * 10])
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+result = model.transcribe(audio)
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(len(result.segments), (after - before) / 1024, audio.nbytes / 2**20)
+"""
+
+
+def test_memory_stays_bounded_on_long_recordings():
+    """Peak memory grows by little more than the waveform itself between 5 and 20 minutes."""
+    import subprocess
+    import sys
+
+    speech = shared_path("data", "ru", "deepspeech_ru.flac")
+    growth = {}
+    for minutes in (5, 20):
+        out = subprocess.run(
+            [sys.executable, "-c", _PEAK_RSS_SCRIPT, str(GIGAAM), str(speech), str(minutes)],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
+        segments, grew_mb, audio_mb = int(out[0]), float(out[1]), float(out[2])
+        assert segments >= minutes * 2  # pieces of up to 25 s
+        growth[minutes] = grew_mb - audio_mb
+    assert growth[20] < growth[5] + 150, growth

@@ -1,0 +1,547 @@
+"""GigaAM v3 on CPU: polyasr against the official GigaAM package, same checkpoint, same audio.
+
+A real-size random-weight GigaAM v3 (`v3_ctc` and `v3_e2e_rnnt` heads) is built once with the
+official classes in the reference venv and cached; every engine then loads that very file in its
+own subprocess and transcribes the same 60 s of speech. Run from the repository root:
+
+    .venv/bin/python benchmarks/gigaam_cpu.py [--repeat 3] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import hashlib
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("POLYASR_SHARED", REPO_ROOT.parent / "shared"))
+REF_VENV = REPO_ROOT / ".ref-venv-gigaam"
+SAMPLE_RATE = 16_000
+DURATION_S = 60.0
+GAP_S = 0.5
+PIECES_S = ((0.0, 25.0), (25.0, 50.0), (50.0, 60.0))  # polyasr's fixed 25 s windows (vad=False)
+RESULT_PREFIX = "BENCH_RESULT "
+HEADS = {"ctc": "v3_ctc", "e2e_rnnt": "v3_e2e_rnnt"}
+ENGINES = ("polyasr", "polyasr-vad", "official")
+
+# Real v3 dims (shared/docs/models/gigaam.md, section 2) and the random-weight shaping.
+BUILD_VERSION = 1
+SEED = 3003
+HEAD_SEED = 4
+SPM_VOCAB = 1024
+TOKENS_PER_S = 12.5  # the blank bias is searched so that each head emits about this many
+CTC_LOGIT_STD = 4.0  # std of the centred CTC logits
+RNNT_ENC_STD = 1.0  # std of the centred joint encoder projection
+RNNT_PRED_SCALE = 8.0
+RNNT_EMBED_SCALE = 3.0
+RNNT_OUT_SCALE = 3.0
+RNNT_UNK_BIAS = -4.0  # keep <unk> (id 0) from being emitted
+
+
+@dataclass
+class Result:
+    """What one worker measured; times are seconds since the parent launched it."""
+
+    head: str
+    engine: str
+    load_s: float = 0.0  # process start -> model ready
+    cold_s: float = 0.0  # process start -> first text available
+    transcribe_s: float = 0.0  # wall time of the one transcription call
+    transcribe_cpu_s: float = 0.0  # CPU time (all threads) of that call
+    encode_s: float = 0.0  # part of transcribe_s spent in log-mel + encoder
+    peak_rss_mb: float = 0.0
+    other_cpu_s: float = 0.0  # CPU used by other processes meanwhile (set by the parent)
+    tokens: list[int] = field(default_factory=list)  # emitted ids, pieces in time order
+    text: str = ""
+    error: str = ""
+
+
+def piece_bounds() -> list[tuple[int, int]]:
+    return [(int(a * SAMPLE_RATE), int(b * SAMPLE_RATE)) for a, b in PIECES_S]
+
+
+def checkpoint_path(cache: Path, head: str) -> Path:
+    name = HEADS[head]
+    return cache / name / f"{name}.ckpt"
+
+
+def import_gigaam():
+    """The official package, with make_gigaam.py's stub for torchaudio's compiled extension."""
+    sys.path.insert(0, str(REPO_ROOT / "tests" / "golden"))
+    import make_gigaam
+
+    return make_gigaam._import_gigaam(), make_gigaam
+
+
+# --- engines (each runs inside its worker process; heavy imports stay local) ---------------
+
+Transcribe = Callable[[], tuple[str, list[int], float]]  # -> text, token ids, encoder seconds
+
+
+def run_polyasr(ckpt: Path, audio: Path, threads: int, vad: bool) -> Transcribe:
+    import torch
+
+    import polyasr
+
+    torch.set_num_threads(threads)
+    model = polyasr.load(str(ckpt), device="cpu", dtype="float32")
+    encode, recognize = model.encode, model.recognize
+    encode_s = [0.0]
+    recognized: list[tuple[list[int], list[int], int]] = []
+
+    def timed_encode(chunks: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+        start = time.perf_counter()
+        out = encode(chunks)
+        encode_s[0] += time.perf_counter() - start
+        return out
+
+    def recording_recognize(chunks: list[np.ndarray]) -> list[tuple[list[int], list[int], int]]:
+        out = recognize(chunks)
+        recognized.extend(out)
+        return out
+
+    model.encode, model.recognize = timed_encode, recording_recognize  # instance overrides
+
+    def transcribe() -> tuple[str, list[int], float]:
+        text = model.transcribe(np.load(audio), vad=vad).text
+        return text, [k for tokens, _, _ in recognized for k in tokens], encode_s[0]
+
+    return transcribe
+
+
+def run_official(ckpt: Path, audio: Path, threads: int, vad: bool) -> Transcribe:
+    import torch
+
+    torch.set_num_threads(threads)
+    gigaam, _ = import_gigaam()
+    model = load_official(gigaam, ckpt)
+
+    def transcribe() -> tuple[str, list[int], float]:
+        samples = np.load(audio)
+        wavs = [torch.from_numpy(samples[a:b]) for a, b in piece_bounds()]
+        lengths = torch.tensor([len(w) for w in wavs])
+        batch = torch.zeros(len(wavs), int(lengths.max()))
+        for i, w in enumerate(wavs):
+            batch[i, : len(w)] = w
+        with torch.inference_mode():
+            start = time.perf_counter()
+            encoded, encoded_len = model.forward(batch, lengths)
+            encode_s = time.perf_counter() - start
+            decoded = model.decoding.decode(model.head, encoded, encoded_len)  # as _decode does
+        text = " ".join(t.strip() for t, _, _ in decoded if t.strip())
+        return text, [k for _, ids, _ in decoded for k in ids], encode_s
+
+    return transcribe
+
+
+def load_official(gigaam, ckpt: Path):
+    """What `gigaam.load_model` does after the download, on CPU: fp32, eval, strict."""
+    import torch
+
+    checkpoint = torch.load(ckpt, map_location="cpu", weights_only=False)
+    cfg = checkpoint["cfg"]
+    cfg.encoder.flash_attn = False
+    tokenizer = ckpt.parent / f"{ckpt.stem}_tokenizer.model"
+    if tokenizer.exists():
+        cfg.decoding.model_path = str(tokenizer)
+    model = gigaam.GigaAMASR(cfg)
+    model.load_state_dict(checkpoint["state_dict"])
+    return model.eval()
+
+
+ENGINE_RUNNERS: dict[str, tuple[Callable[[Path, Path, int, bool], Transcribe], bool]] = {
+    "polyasr": (run_polyasr, False),
+    "polyasr-vad": (run_polyasr, True),
+    "official": (run_official, False),
+}
+
+
+def worker(args: argparse.Namespace) -> None:
+    """Load one engine, transcribe once, print one JSON line."""
+    start = args.launched_at
+    result = Result(head=args.head, engine=args.worker)
+    try:
+        run, vad = ENGINE_RUNNERS[args.worker]
+        transcribe = run(checkpoint_path(args.cache_dir, args.head), args.audio, args.threads, vad)
+        ready, cpu = time.time(), time.process_time()
+        text, result.tokens, result.encode_s = transcribe()
+        done = time.time()
+        result.text = text.strip()
+        result.transcribe_cpu_s = time.process_time() - cpu
+        result.load_s, result.cold_s = ready - start, done - start
+        result.transcribe_s = done - ready
+    except Exception as exc:  # reported in the table, not raised
+        result.error = f"{type(exc).__name__}: {exc}"
+    result.peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    print(RESULT_PREFIX + json.dumps(result.__dict__, ensure_ascii=False), flush=True)
+
+
+# --- checkpoint build (reference venv) ------------------------------------------------------
+
+
+def real_cfg(make_gigaam, head: str, classes: int) -> dict:
+    """make_gigaam's v3 cfg with the real dims."""
+    cfg = make_gigaam._cfg_dict("ctc" if head == "ctc" else "rnnt", classes)
+    cfg["encoder"].update(n_layers=16, d_model=768, n_heads=16, ff_expansion_factor=4)
+    if head == "ctc":
+        cfg["head"]["feat_in"] = 768
+    else:
+        cfg["head"]["decoder"]["pred_hidden"] = 320
+        cfg["head"]["joint"].update(enc_hidden=768, pred_hidden=320, joint_hidden=320)
+    return cfg
+
+
+def train_spm(make_gigaam, out_path: Path) -> None:
+    """A throwaway 1024-piece BPE model (unigram cannot reach 1024 pieces on so little text)."""
+    import sentencepiece as spm
+
+    lines = make_gigaam.SPM_TEXT.splitlines()
+    lines += [p.read_text(encoding="utf-8").strip() for p in sorted(SHARED.glob("data/ru/*.txt"))]
+    cwd = os.getcwd()
+    with tempfile.TemporaryDirectory() as tmp:
+        os.chdir(tmp)  # the .model records the input/prefix paths: keep them relative
+        try:
+            Path("corpus.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+            spm.SentencePieceTrainer.train(
+                input="corpus.txt",
+                model_prefix="spm",
+                vocab_size=SPM_VOCAB,
+                model_type="bpe",
+                character_coverage=1.0,
+                normalization_rule_name="identity",
+                unk_id=0,
+                bos_id=-1,
+                eos_id=-1,
+                pad_id=-1,
+                num_threads=1,
+                minloglevel=2,
+            )
+            out_path.write_bytes(Path("spm.model").read_bytes())
+        finally:
+            os.chdir(cwd)
+
+
+def count_tokens(model, encoded, encoded_len) -> int:
+    return sum(len(ids) for _, ids, _ in model.decoding.decode(model.head, encoded, encoded_len))
+
+
+def search_blank_bias(model, encoded, encoded_len, bias, target: int) -> tuple[float, int]:
+    """Bisect the blank logit bias until the greedy decoding emits about `target` tokens."""
+    low, high = -20.0, 20.0
+    for _ in range(16):
+        bias[-1] = (low + high) / 2
+        if count_tokens(model, encoded, encoded_len) > target:
+            low = float(bias[-1])
+        else:
+            high = float(bias[-1])
+    bias[-1] = (low + high) / 2
+    return float(bias[-1]), count_tokens(model, encoded, encoded_len)
+
+
+def shape_head(model, head: str, encoded, encoded_len) -> dict:
+    """Centre and scale the random output layers on the benchmark's encoder frames."""
+    import torch
+
+    torch.manual_seed(HEAD_SEED)
+    for module in model.head.modules():
+        if hasattr(module, "reset_parameters"):
+            module.reset_parameters()
+    frames = torch.cat([encoded[b, :, :n].T for b, n in enumerate(encoded_len.tolist())])
+    mu = frames.mean(0)
+    target = int(TOKENS_PER_S * DURATION_S)
+    if head == "ctc":
+        conv = model.head.decoder_layers[0]
+        conv.weight.mul_(CTC_LOGIT_STD / ((frames - mu) @ conv.weight[:, :, 0].T).std())
+        conv.bias.sub_(conv.weight[:, :, 0] @ mu)
+        blank_bias, tokens = search_blank_bias(model, encoded, encoded_len, conv.bias, target)
+    else:
+        joint = model.head.joint
+        joint.enc.weight.mul_(RNNT_ENC_STD / ((frames - mu) @ joint.enc.weight.T).std())
+        joint.enc.bias.sub_(joint.enc.weight @ mu)
+        joint.pred.weight.mul_(RNNT_PRED_SCALE)
+        model.head.decoder.embed.weight.mul_(RNNT_EMBED_SCALE)
+        out = joint.joint_net[1]
+        out.weight.mul_(RNNT_OUT_SCALE)
+        out.bias[0] += RNNT_UNK_BIAS
+        blank_bias, tokens = search_blank_bias(model, encoded, encoded_len, out.bias, target)
+    return {"blank_bias": blank_bias, "tokens": tokens}
+
+
+def min_margin(model, head: str, encoded, encoded_len, make_gigaam) -> float:
+    """Smallest top-1 vs top-2 log-prob gap over every greedy decision on the benchmark audio."""
+    if head == "ctc":
+        logp = model.head(encoded)
+        return min(
+            make_gigaam._margin(logp[b, :n].numpy()) for b, n in enumerate(encoded_len.tolist())
+        )
+    with make_gigaam._JointRecorder(model.head.joint) as rec:
+        model.decoding.decode(model.head, encoded, encoded_len)
+    return min(make_gigaam._margin(c.numpy()) for c in rec.calls)
+
+
+def build(cache: Path, audio: Path, audio_sha: str) -> None:
+    """Build, shape and save both heads in the published checkpoint layout, then build.json."""
+    import torch
+    from omegaconf import OmegaConf
+
+    torch.set_num_threads(2)
+    gigaam, make_gigaam = import_gigaam()
+    samples = np.load(audio)
+    wavs = [torch.from_numpy(samples[a:b]) for a, b in piece_bounds()]
+    lengths = torch.tensor([len(w) for w in wavs])
+    batch = torch.zeros(len(wavs), int(lengths.max()))
+    for i, w in enumerate(wavs):
+        batch[i, : len(w)] = w
+    info: dict = {"version": BUILD_VERSION, "audio_sha": audio_sha, "heads": {}}
+    for head, name in HEADS.items():
+        ckpt = checkpoint_path(cache, head)
+        ckpt.parent.mkdir(parents=True, exist_ok=True)
+        classes = 34
+        run_cfg = OmegaConf.create(real_cfg(make_gigaam, head, classes))
+        if head != "ctc":
+            tokenizer = ckpt.parent / f"{name}_tokenizer.model"
+            train_spm(make_gigaam, tokenizer)
+            classes = SPM_VOCAB + 1
+            run_cfg = OmegaConf.create(real_cfg(make_gigaam, head, classes))
+        cfg = copy.deepcopy(run_cfg)  # stored with the bare tokenizer file name
+        if head != "ctc":
+            run_cfg.decoding.model_path = str(tokenizer)
+        torch.manual_seed(SEED)
+        model = gigaam.GigaAMASR(run_cfg).eval()
+        make_gigaam._randomize(model, torch.Generator().manual_seed(SEED))
+        with torch.inference_mode():
+            encoded, encoded_len = model.forward(batch, lengths)
+        with torch.no_grad():
+            shaped = shape_head(model, head, encoded, encoded_len)
+            shaped["min_margin"] = min_margin(model, head, encoded, encoded_len, make_gigaam)
+        shaped["parameters"] = sum(p.numel() for p in model.parameters())
+        state = {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}
+        torch.save({"cfg": cfg, "state_dict": state}, ckpt)
+        info["heads"][head] = shaped
+        print(head, shaped, file=sys.stderr, flush=True)
+    (cache / "build.json").write_text(json.dumps(info, indent=1) + "\n")
+
+
+def ensure_checkpoints(args: argparse.Namespace, audio: Path, audio_sha: str) -> dict:
+    """Build the cached checkpoints in the reference venv unless they match this audio."""
+    info_path = args.cache_dir / "build.json"
+    if info_path.exists() and not args.rebuild:
+        info = json.loads(info_path.read_text())
+        heads_ok = all(checkpoint_path(args.cache_dir, h).exists() for h in HEADS)
+        if heads_ok and info["version"] == BUILD_VERSION and info["audio_sha"] == audio_sha:
+            return info
+    print("building the real-size checkpoints (once) ...", file=sys.stderr, flush=True)
+    cmd = [str(args.ref_python), __file__, "--build", "--audio", str(audio)]
+    cmd += ["--cache-dir", str(args.cache_dir), "--audio-sha", audio_sha]
+    subprocess.run(cmd, env=worker_env(args, "official"), check=True)
+    return json.loads(info_path.read_text())
+
+
+# --- parent: audio, subprocesses, table -----------------------------------------------------
+
+
+def default_audio() -> np.ndarray:
+    """Exactly DURATION_S of speech: the Russian clips, then German, French and English ones."""
+    from polyasr.audio import load_audio
+
+    data = SHARED / "data"
+    entries = [json.loads(line) for line in (data / "manifest.jsonl").read_text().splitlines()]
+    prefixes = ("ru/", "other/", "en/librivox", "en/librispeech", "en/mfa")
+    paths = [data / e["path"] for p in prefixes for e in entries if e["path"].startswith(p)]
+    gap = np.zeros(int(GAP_S * SAMPLE_RATE), dtype=np.float32)
+    chunks: list[np.ndarray] = []
+    for path in paths:
+        if sum(len(c) for c in chunks) >= DURATION_S * SAMPLE_RATE:
+            break
+        chunks += [load_audio(path).mono(), gap]
+    return np.concatenate(chunks)[: int(DURATION_S * SAMPLE_RATE)]
+
+
+def worker_env(args: argparse.Namespace, engine: str) -> dict[str, str]:
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
+    if engine == "official":
+        env["PYTHONPATH"] = str(REF_VENV / "src")
+    return env
+
+
+def run_worker(head: str, engine: str, args: argparse.Namespace, audio: Path) -> Result:
+    python = args.ref_python if engine == "official" else Path(sys.executable)
+    flags = {"--head": head, "--audio": audio, "--threads": args.threads}
+    flags |= {"--cache-dir": args.cache_dir, "--launched-at": time.time()}
+    cmd = [str(python), __file__, "--worker", engine, *map(str, sum(flags.items(), ()))]
+    busy_before, children_before = machine_busy_s(), children_cpu_s()
+    proc = subprocess.run(cmd, env=worker_env(args, engine), capture_output=True, text=True)
+    other_cpu_s = machine_busy_s() - busy_before - (children_cpu_s() - children_before)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith(RESULT_PREFIX)]
+    if lines:
+        result = Result(**json.loads(lines[-1][len(RESULT_PREFIX) :]))
+    else:
+        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        result = Result(head=head, engine=engine, error=f"worker exited {proc.returncode}: {tail}")
+    result.other_cpu_s = max(other_cpu_s, 0.0)
+    return result
+
+
+def machine_busy_s() -> float:
+    """CPU seconds that all processes on the machine have used since boot (Linux)."""
+    user, nice, system, _idle, _iowait, irq, softirq = Path("/proc/stat").read_text().split()[1:8]
+    return sum(map(int, (user, nice, system, irq, softirq))) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def median_run(runs: list[Result]) -> Result:
+    """The run with the median transcription time (the slower middle one for an even count)."""
+    ok = sorted((r for r in runs if not r.error), key=lambda r: r.transcribe_s)
+    return ok[len(ok) // 2] if ok else runs[0]
+
+
+HEADER = ["head", "engine", "RTF", "RTF range", "vs polyasr", "CPU s", "enc s", "rest s"]
+HEADER += ["load s", "cold s", "peak MB", "tokens", "tok/s", "same tokens", "other CPU s"]
+
+
+def same_tokens(runs: dict[tuple[str, str], list[Result]], head: str, engine: str) -> str:
+    """Whether every run of polyasr (fixed windows) and official emitted the same ids."""
+    both = [runs.get((head, e), []) for e in ("polyasr", "official")]
+    if engine == "polyasr-vad" or not all(both):
+        return "-"
+    sequences = {tuple(r.tokens) for rs in both for r in rs if not r.error}
+    return "-" if not sequences else "yes" if len(sequences) == 1 else "NO"
+
+
+def print_table(
+    runs: dict[tuple[str, str], list[Result]], threads: int, load_avg: float, build_info: dict
+) -> None:
+    rows = [HEADER]
+    errors = []
+    for (head, engine), head_runs in runs.items():
+        r = median_run(head_runs)
+        if r.error:
+            errors.append(f"{head} {engine}: {r.error}")
+            continue
+        base_runs = runs.get((head, "polyasr"), [])
+        base = median_run(base_runs) if base_runs else None
+        rtf = r.transcribe_s / DURATION_S
+        rtfs = [x.transcribe_s / DURATION_S for x in head_runs if not x.error]
+        ratio = f"{r.transcribe_s / base.transcribe_s:.2f}x" if base and not base.error else "-"
+        rows.append(
+            [
+                head,
+                engine,
+                f"{rtf:.3f}",
+                f"{min(rtfs):.3f}-{max(rtfs):.3f}",
+                ratio,
+                f"{r.transcribe_cpu_s:.1f}",
+                f"{r.encode_s:.2f}",
+                f"{r.transcribe_s - r.encode_s:.2f}",
+                f"{r.load_s:.2f}",
+                f"{r.cold_s:.2f}",
+                f"{r.peak_rss_mb:.0f}",
+                str(len(r.tokens)),
+                f"{len(r.tokens) / DURATION_S:.1f}",
+                same_tokens(runs, head, engine),
+                f"{r.other_cpu_s:.1f}",
+            ]
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(HEADER))]
+    lines = [
+        "  ".join(c.ljust(w) for c, w in zip(row[:2], widths[:2]))
+        + "  "
+        + "  ".join(map(str.rjust, row[2:], widths[2:]))
+        for row in rows
+    ]
+    repeats = max(len(r) for r in runs.values())
+    print(
+        f"\nGigaAM v3 (real size, random weights) on CPU, fp32, {threads} threads, "
+        f"{DURATION_S:.0f} s of speech; {repeats} round(s), each engine in a fresh process per "
+        "round with one cold call (no warm-up); each row is the engine's median run, RTF range "
+        f"over all rounds; load average before the run: {load_avg:.2f}.\n"
+    )
+    print("\n".join([lines[0], "-" * len(lines[0]), *lines[1:]]))
+    print(*errors, sep="\n")
+    for head, base in ((h, median_run(runs[(h, "polyasr")])) for h, _ in HEADS.items()):
+        if (head, "polyasr") in runs and not base.error:
+            share = 100 * base.encode_s / base.transcribe_s
+            print(
+                f"polyasr {head}: encoder (log-mel + encoder) {base.encode_s:.2f} s = "
+                f"{share:.0f} % of the call, head decoding + rest {100 - share:.0f} %"
+            )
+    for head, shaped in build_info["heads"].items():
+        print(
+            f"checkpoint {HEADS[head]}: {shaped['parameters'] / 1e6:.1f} M parameters, blank "
+            f"bias {shaped['blank_bias']:+.3f}, {shaped['tokens']} tokens at build, smallest "
+            f"argmax margin {shaped['min_margin']:.4f}"
+        )
+    print(
+        "\nvs polyasr = engine RTF / polyasr RTF of the same head (>1 means polyasr is faster). "
+        "enc s = log-mel + encoder inside the call; rest s = the other part (head, greedy "
+        "decoding, text; for polyasr-vad also the Silero VAD). same tokens = polyasr (fixed "
+        "windows) and official emitted identical ids in every round. other CPU s = CPU time "
+        "other processes used while the worker ran: well above 0 means the row was slowed."
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--heads", default=",".join(HEADS), help="comma-separated subset")
+    parser.add_argument("--engines", default=",".join(ENGINES), help="comma-separated subset")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="rounds over all rows (order rotates)"
+    )
+    parser.add_argument("--cache-dir", type=Path, default=REF_VENV / "bench-cache")
+    parser.add_argument("--ref-python", type=Path, default=REF_VENV / "bin" / "python")
+    parser.add_argument("--rebuild", action="store_true", help="rebuild the cached checkpoints")
+    parser.add_argument("--print-text", action="store_true", help="also print each hypothesis")
+    parser.add_argument("--worker", choices=ENGINES, help=argparse.SUPPRESS)
+    parser.add_argument("--head", choices=list(HEADS), help=argparse.SUPPRESS)
+    parser.add_argument("--build", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--audio", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--audio-sha", help=argparse.SUPPRESS)
+    parser.add_argument("--launched-at", type=float, default=time.time(), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        return worker(args)
+    if args.build:
+        return build(args.cache_dir, args.audio, args.audio_sha)
+
+    heads = [h.strip() for h in args.heads.split(",") if h.strip()]
+    engines = [e.strip() for e in args.engines.split(",") if e.strip()]
+    unknown = (set(heads) - set(HEADS)) | (set(engines) - set(ENGINES))
+    if unknown:
+        parser.error(f"unknown heads or engines: {', '.join(sorted(unknown))}")
+    samples = default_audio()
+    with tempfile.TemporaryDirectory() as tmp:
+        audio = Path(tmp) / "bench.npy"  # every engine reads these same float32 samples
+        np.save(audio, samples)
+        build_info = ensure_checkpoints(args, audio, hashlib.sha256(samples).hexdigest())
+        load_avg = os.getloadavg()[0]
+        jobs = [(h, e) for h in heads for e in engines]
+        runs: dict[tuple[str, str], list[Result]] = {job: [] for job in jobs}
+        for round_ in range(args.repeat):
+            for head, engine in jobs[round_ % len(jobs) :] + jobs[: round_ % len(jobs)]:
+                print(f"round {round_ + 1}: {head} {engine} ...", file=sys.stderr, flush=True)
+                runs[(head, engine)].append(run_worker(head, engine, args, audio))
+    print_table(runs, args.threads, load_avg, build_info)
+    if args.print_text:
+        for r in map(median_run, runs.values()):
+            print(f"\n[{r.head} {r.engine}] {r.text}")
+
+
+if __name__ == "__main__":
+    main()
