@@ -41,7 +41,7 @@ def parity() -> list[list[str]]:
         if model.model.head_type == "ctc":
             tokens, _ = ctc_greedy(model.model.head(states)[0].cpu(), n, model.blank)
         else:
-            tokens, _ = rnnt_greedy(model.model.head, states[0], n, model.blank)
+            ((tokens, _),) = rnnt_greedy(model.model.head, states, lengths, model.blank)
         rows.append([name, f"{err:.2e}", str(tokens == ref["tokens_0"].tolist())])
     return rows
 

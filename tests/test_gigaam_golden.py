@@ -59,7 +59,7 @@ def test_decoding_matches(fixture, i):
         assert np.abs(log_probs[:n].numpy() - ref[f"log_probs_{i}"]).max() <= 1e-4
         tokens, frames = ctc_greedy(log_probs, n, model.blank)
     else:
-        tokens, frames = rnnt_greedy(model.model.head, states[0], n, model.blank)
+        ((tokens, frames),) = rnnt_greedy(model.model.head, states, lengths, model.blank)
     assert tokens == ref[f"tokens_{i}"].tolist()
     assert frames == ref[f"token_frames_{i}"].tolist()
 
@@ -106,3 +106,12 @@ def test_rnnt_joint_log_probs_along_the_greedy_path(fixture):
                 g, state = head.decoder.lstm(head.decoder.embed.weight[k].view(1, 1, -1), state)
     joint = torch.stack(joints).numpy()
     assert np.abs(joint - ref["rnnt_joint_0"]).max() <= 1e-4  # log-probabilities
+
+
+def test_batched_decoding_equals_one_by_one(fixture):
+    model, ref, inputs, _ = fixture
+    audios = [_audio(inputs, 0), _audio(inputs, 1)]
+    together = model.recognize(audios)
+    alone = [model.recognize([a])[0] for a in audios]
+    assert together == alone
+    assert together[0][0] == ref["tokens_0"].tolist()

@@ -23,28 +23,36 @@ def ctc_greedy(log_probs: Tensor, length: int, blank: int) -> tuple[list[int], l
 
 @torch.inference_mode()
 def rnnt_greedy(
-    head: RNNTHead, states: Tensor, length: int, blank: int, max_symbols: int = 10
-) -> tuple[list[int], list[int]]:
-    """One utterance: at each frame emit up to `max_symbols` labels until blank wins.
+    head: RNNTHead, states: Tensor, lengths: Tensor, blank: int, max_symbols: int = 10
+) -> list[tuple[list[int], list[int]]]:
+    """Greedy transducer decoding of a batch, frame by frame for all utterances at once.
 
-    The prediction network starts from a zero input vector and zero state, and advances only
-    when a label is emitted. states: [T', d].
+    At each frame an utterance emits labels until blank wins or `max_symbols` were emitted;
+    its prediction network (zero input vector and zero state at the start) advances only when
+    it emits. Per utterance this is exactly the reference's loop; batching the rows turns the
+    Python-level loop over utterances into tensor operations. states: [B, T', d].
     """
-    enc = head.joint.enc(states[:length])  # [T', H]
-    linear = head.joint.joint_net[1]
-    lstm = head.decoder.lstm
-    x = states.new_zeros(1, 1, lstm.input_size)
-    g, state = lstm(x)
-    pred = head.joint.pred(g[0, 0])
-    tokens: list[int] = []
-    frames: list[int] = []
-    for t in range(enc.shape[0]):
+    batch = states.shape[0]
+    enc = head.joint.enc(states)  # [B, T', H]
+    out_layer = head.joint.joint_net[1]
+    lstm, embed = head.decoder.lstm, head.decoder.embed.weight
+    g, (h, c) = lstm(states.new_zeros(batch, 1, lstm.input_size))
+    pred = head.joint.pred(g[:, 0])  # [B, H]
+    tokens: list[list[int]] = [[] for _ in range(batch)]
+    frames: list[list[int]] = [[] for _ in range(batch)]
+    for t in range(int(lengths.max()) if batch else 0):
+        active = lengths > t
         for _ in range(max_symbols):
-            k = int(linear(torch.relu(enc[t] + pred)).argmax())
-            if k == blank:
+            best = out_layer(torch.relu(enc[:, t] + pred)).argmax(dim=-1)  # [B]
+            emit = active & (best != blank)
+            if not bool(emit.any()):
                 break
-            tokens.append(k)
-            frames.append(t)
-            g, state = lstm(head.decoder.embed.weight[k].view(1, 1, -1), state)
-            pred = head.joint.pred(g[0, 0])
-    return tokens, frames
+            for b in emit.nonzero()[:, 0].tolist():
+                tokens[b].append(int(best[b]))
+                frames[b].append(t)
+            g, (h2, c2) = lstm(embed[best][:, None], (h, c))
+            keep = emit[None, :, None]
+            h, c = torch.where(keep, h2, h), torch.where(keep, c2, c)
+            pred = torch.where(emit[:, None], head.joint.pred(g[:, 0]), pred)
+            active = emit
+    return list(zip(tokens, frames))

@@ -158,15 +158,11 @@ class GigaAMAsr:
         if self.model.head_type == "ctc":
             log_probs = self.model.head(states)
             for i in range(len(chunks)):
-                results.append(
-                    (*ctc_greedy(log_probs[i], int(lengths[i]), self.blank), int(lengths[i]))
-                )
-        else:
-            for i in range(len(chunks)):
                 n = int(lengths[i])
-                results.append(
-                    (*rnnt_greedy(self.model.head, states[i], n, self.blank, self.max_symbols), n)
-                )
+                results.append((*ctc_greedy(log_probs[i], n, self.blank), n))
+        else:
+            decoded = rnnt_greedy(self.model.head, states, lengths, self.blank, self.max_symbols)
+            results = [(*d, int(n)) for d, n in zip(decoded, lengths)]
         for i in short:
             results[i] = ([], [], results[i][2])
         return results
