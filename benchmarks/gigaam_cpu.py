@@ -485,7 +485,7 @@ def print_table(
         print(
             f"checkpoint {HEADS[head]}: {shaped['parameters'] / 1e6:.1f} M parameters, blank "
             f"bias {shaped['blank_bias']:+.3f}, {shaped['tokens']} tokens at build, smallest "
-            f"argmax margin {shaped['min_margin']:.4f}"
+            f"argmax margin {shaped['min_margin']:.1e}"
         )
     print(
         "\nvs polyasr = engine RTF / polyasr RTF of the same head (>1 means polyasr is faster). "
