@@ -163,3 +163,12 @@ def test_memory_stays_bounded_on_long_recordings():
         assert segments >= minutes * 2  # pieces of up to 25 s
         growth[minutes] = grew_mb - audio_mb
     assert growth[20] < growth[5] + 150, growth
+
+
+def test_batches_keep_padding_waste_low_unless_inputs_are_padded_anyway():
+    from polyasr.pipeline.longform import _batches
+
+    lengths = [100, 95, 90, 40, 38, 10]
+    assert _batches(list(range(6)), lengths, 8, padded_anyway=False) == [[0, 1, 2, 3], [4], [5]]
+    assert _batches(list(range(6)), lengths, 8, padded_anyway=True) == [[0, 1, 2, 3, 4, 5]]
+    assert _batches(list(range(6)), lengths, 2, padded_anyway=True) == [[0, 1], [2, 3], [4, 5]]

@@ -23,6 +23,9 @@ SAMPLE_RATE = 16000
 
 class ChunkModel(Protocol):
     max_input_seconds: float
+    pads_to_max_input: bool
+    """True when every piece is padded to the full input (Whisper's 30 s window): then any
+    pieces can share a batch at no extra cost."""
 
     def transcribe_chunks(
         self, chunks: list[np.ndarray], options: TranscribeOptions
@@ -98,8 +101,9 @@ def transcribe_samples(
     results: list[list[Segment]] = [[] for _ in pieces]
     total = sum(len(p[2]) for p in pieces) / SAMPLE_RATE
     done = 0.0
-    for i in range(0, len(order), options.batch_size):
-        batch = order[i : i + options.batch_size]
+    for batch in _batches(
+        order, [len(p[2]) for p in pieces], options.batch_size, model.pads_to_max_input
+    ):
         outputs = model.transcribe_chunks([pieces[j][2] for j in batch], options)
         for j, segments in zip(batch, outputs):
             results[j] = [_shift(s, pieces[j][1]) for s in segments]
@@ -110,6 +114,24 @@ def transcribe_samples(
     for (r, _, _), segments in zip(pieces, results):
         per_recording[r].extend(segments)
     return per_recording
+
+
+def _batches(
+    order: list[int], lengths: list[int], size: int, padded_anyway: bool, waste: float = 0.25
+) -> list[list[int]]:
+    """Consecutive groups of `order` (longest first) of at most `size` pieces. Unless every
+    piece is padded to the model's full input anyway, a group also stops growing when padding
+    to its longest piece would waste more than `waste` of the computation."""
+    batches: list[list[int]] = []
+    for i in order:
+        if batches and len(batches[-1]) < size:
+            group = batches[-1] + [i]
+            padded = len(group) * lengths[group[0]]
+            if padded_anyway or padded <= (1 + waste) * sum(lengths[j] for j in group):
+                batches[-1] = group
+                continue
+        batches.append([i])
+    return batches
 
 
 def transcribe_many(

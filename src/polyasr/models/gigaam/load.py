@@ -96,6 +96,7 @@ class GigaAMAsr:
     sample_rate = SAMPLE_RATE
     languages = ("ru",)
     max_input_seconds = 25.0
+    pads_to_max_input = False
 
     def __init__(
         self,

@@ -130,6 +130,7 @@ class WhisperAsr:
     family = "whisper"
     sample_rate = 16000
     max_input_seconds = 30.0
+    pads_to_max_input = True
 
     def __init__(
         self, model: Whisper, tokenizer: WhisperTokenizer, generation: dict[str, Any], name: str
