@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from benchlib import children_cpu_s, machine_busy_s, median_run
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("POLYASR_SHARED", REPO_ROOT.parent / "shared"))
@@ -203,36 +204,6 @@ def real_cfg(make_gigaam, head: str, classes: int) -> dict:
     return cfg
 
 
-def train_spm(make_gigaam, out_path: Path) -> None:
-    """A throwaway 1024-piece BPE model (unigram cannot reach 1024 pieces on so little text)."""
-    import sentencepiece as spm
-
-    lines = make_gigaam.SPM_TEXT.splitlines()
-    lines += [p.read_text(encoding="utf-8").strip() for p in sorted(SHARED.glob("data/ru/*.txt"))]
-    cwd = os.getcwd()
-    with tempfile.TemporaryDirectory() as tmp:
-        os.chdir(tmp)  # the .model records the input/prefix paths: keep them relative
-        try:
-            Path("corpus.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
-            spm.SentencePieceTrainer.train(
-                input="corpus.txt",
-                model_prefix="spm",
-                vocab_size=SPM_VOCAB,
-                model_type="bpe",
-                character_coverage=1.0,
-                normalization_rule_name="identity",
-                unk_id=0,
-                bos_id=-1,
-                eos_id=-1,
-                pad_id=-1,
-                num_threads=1,
-                minloglevel=2,
-            )
-            out_path.write_bytes(Path("spm.model").read_bytes())
-        finally:
-            os.chdir(cwd)
-
-
 def count_tokens(model, encoded, encoded_len) -> int:
     return sum(len(ids) for _, ids, _ in model.decoding.decode(model.head, encoded, encoded_len))
 
@@ -312,7 +283,8 @@ def build(cache: Path, audio: Path, audio_sha: str) -> None:
         run_cfg = OmegaConf.create(real_cfg(make_gigaam, head, classes))
         if head != "ctc":
             tokenizer = ckpt.parent / f"{name}_tokenizer.model"
-            train_spm(make_gigaam, tokenizer)
+            # unigram cannot reach 1024 pieces on so little text
+            make_gigaam.train_spm(tokenizer, vocab_size=SPM_VOCAB, model_type="bpe")
             classes = SPM_VOCAB + 1
             run_cfg = OmegaConf.create(real_cfg(make_gigaam, head, classes))
         cfg = copy.deepcopy(run_cfg)  # stored with the bare tokenizer file name
@@ -394,23 +366,6 @@ def run_worker(head: str, engine: str, args: argparse.Namespace, audio: Path) ->
     return result
 
 
-def machine_busy_s() -> float:
-    """CPU seconds that all processes on the machine have used since boot (Linux)."""
-    user, nice, system, _idle, _iowait, irq, softirq = Path("/proc/stat").read_text().split()[1:8]
-    return sum(map(int, (user, nice, system, irq, softirq))) / os.sysconf("SC_CLK_TCK")
-
-
-def children_cpu_s() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
-def median_run(runs: list[Result]) -> Result:
-    """The run with the median transcription time (the slower middle one for an even count)."""
-    ok = sorted((r for r in runs if not r.error), key=lambda r: r.transcribe_s)
-    return ok[len(ok) // 2] if ok else runs[0]
-
-
 HEADER = ["head", "engine", "RTF", "RTF range", "vs polyasr", "CPU s", "enc s", "rest s"]
 HEADER += ["load s", "cold s", "peak MB", "tokens", "tok/s", "same tokens", "other CPU s"]
 
@@ -474,8 +429,9 @@ def print_table(
     )
     print("\n".join([lines[0], "-" * len(lines[0]), *lines[1:]]))
     print(*errors, sep="\n")
-    for head, base in ((h, median_run(runs[(h, "polyasr")])) for h, _ in HEADS.items()):
-        if (head, "polyasr") in runs and not base.error:
+    for head in HEADS:
+        base = median_run(runs[(head, "polyasr")]) if (head, "polyasr") in runs else None
+        if base is not None and not base.error:
             share = 100 * base.encode_s / base.transcribe_s
             print(
                 f"polyasr {head}: encoder (log-mel + encoder) {base.encode_s:.2f} s = "

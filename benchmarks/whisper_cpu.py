@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from benchlib import children_cpu_s, machine_busy_s, median_run
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("POLYASR_SHARED", REPO_ROOT.parent / "shared"))
@@ -280,17 +281,6 @@ def run_worker(engine: str, args: argparse.Namespace, audio: Path) -> Result:
     return result
 
 
-def machine_busy_s() -> float:
-    """CPU seconds that all processes on the machine have used since boot (Linux)."""
-    user, nice, system, _idle, _iowait, irq, softirq = Path("/proc/stat").read_text().split()[1:8]
-    return sum(map(int, (user, nice, system, irq, softirq))) / os.sysconf("SC_CLK_TCK")
-
-
-def children_cpu_s() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
 def max_trigram_count(text: str) -> int:
     from polyasr.metrics import normalize_text
 
@@ -311,12 +301,6 @@ def max_compression_ratio(text: str, window: int = 80) -> float:
 HEADER = ["engine", "RTF", "RTF range", "vs polyasr", "CPU s", "load s", "cold s", "peak MB"]
 HEADER += ["WER %"]
 HEADER += ["max 3g", "zlib", "loop", "other CPU s"]
-
-
-def median_run(runs: list[Result]) -> Result:
-    """The run with the median transcription time (the slower middle one for an even count)."""
-    ok = sorted((r for r in runs if not r.error), key=lambda r: r.transcribe_s)
-    return ok[len(ok) // 2] if ok else runs[0]
 
 
 def print_table(

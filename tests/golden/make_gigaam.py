@@ -202,7 +202,8 @@ def _cfg_dict(kind: str, spm_classes: int | None = None) -> dict:
     }
 
 
-def _train_spm(out_path: Path) -> int:
+def train_spm(out_path: Path, vocab_size: int = SPM_VOCAB, model_type: str = "unigram") -> int:
+    """Train a SentencePiece model on Russian text; returns its size (reproducible bytes)."""
     import sentencepiece as spm
 
     lines = SPM_TEXT.splitlines()
@@ -216,8 +217,8 @@ def _train_spm(out_path: Path) -> int:
             spm.SentencePieceTrainer.train(
                 input="corpus.txt",
                 model_prefix="spm",
-                vocab_size=SPM_VOCAB,
-                model_type="unigram",
+                vocab_size=vocab_size,
+                model_type=model_type,
                 character_coverage=1.0,
                 normalization_rule_name="identity",  # no 240 kB NFKC table in the file
                 unk_id=0,
@@ -291,7 +292,7 @@ def _build(gigaam, kind: str, out_dir: Path):
         tok_path = None
     else:
         tok_path = out_dir / "v3_e2e_rnnt_tokenizer.model"
-        pieces = _train_spm(tok_path)
+        pieces = train_spm(tok_path)
         cfg_dict = _cfg_dict("rnnt", pieces + 1)
         tok_md5 = hashlib.md5(tok_path.read_bytes()).hexdigest()
         cfg_dict["hashes"] = {"tokenizer": tok_md5}
