@@ -110,6 +110,18 @@ def test_cli_writes_srt_for_a_gigaam_checkpoint(tmp_path, capsys):
     assert srt.startswith("1\n00:00:0") and " --> " in srt
 
 
+def test_cli_long_recording_to_srt_with_gigaam(tmp_path):
+    path = shared_path("data", "en", "derived_longform_dev.flac")  # 97 s, pauses between clips
+    code = main(
+        ["transcribe", str(path), "--model", str(GIGAAM), "-f", "srt", "-o", str(tmp_path), "-q"]
+    )
+    assert code == 0
+    cues = (tmp_path / "derived_longform_dev.srt").read_text(encoding="utf-8").strip().split("\n\n")
+    starts = [cue.splitlines()[1].split(" --> ")[0] for cue in cues]
+    assert len(cues) >= 4 and starts == sorted(starts)
+    assert cues[-1].splitlines()[1].split(" --> ")[1] <= "00:01:38,000"
+
+
 class _Exploit:
     def __reduce__(self):
         return (print, ("this must never run",))

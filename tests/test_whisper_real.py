@@ -114,3 +114,14 @@ def test_initial_prompt_and_temperature_options_are_used(whisper_base):
     sampled = whisper_base.transcribe(path, language="en", temperatures=(0.4,), seed=1)
     again = whisper_base.transcribe(path, language="en", temperatures=(0.4,), seed=1)
     assert sampled.text == again.text and sampled.segments[0].temperature == 0.4
+
+
+def test_batch_of_files_gives_the_same_texts_as_single_calls(whisper_base):
+    files = [
+        shared_path("data", "en", name)
+        for name in ("jfk.flac", "mfa_thoughts.flac", "librispeech_61-70968-0000.flac")
+    ]
+    batch = whisper_base.transcribe_batch(files, language="en", beam_size=1)
+    single = [whisper_base.transcribe(f, language="en", beam_size=1) for f in files]
+    assert [t.text for t in batch] == [t.text for t in single]
+    assert all(t.text and t.segments for t in batch)
