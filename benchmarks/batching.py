@@ -96,6 +96,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--files", type=int, default=8)
+    parser.add_argument(
+        "--gigaam",
+        type=Path,
+        action="append",
+        default=[],
+        help="GigaAM checkpoint(s) to measure instead of a random real-size CTC (repeatable)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     rows = []
@@ -108,10 +115,12 @@ def main() -> None:
             *measure(whisper, files, language="en", beam_size=1),
         ]
     )
+    files = files_of("ru", args.files)
     with tempfile.TemporaryDirectory() as tmp:
-        gigaam = polyasr.load(random_gigaam_ckpt(Path(tmp)), device="cpu", dtype="float32")
-        files = files_of("ru", args.files)
-        rows.append(["gigaam-v3 ctc (random, real size)", str(len(files)), *measure(gigaam, files)])
+        for ckpt in args.gigaam or [random_gigaam_ckpt(Path(tmp))]:
+            gigaam = polyasr.load(ckpt, device="cpu", dtype="float32")
+            label = f"gigaam {ckpt.stem} ({gigaam.model.head_type})"
+            rows.append([label, str(len(files)), *measure(gigaam, files)])
     header = [
         "model",
         "files",
