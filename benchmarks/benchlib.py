@@ -23,3 +23,14 @@ def median_run(runs: list[Any]) -> Any:
     """The run with the median transcription time (the slower middle one for an even count)."""
     ok = sorted((r for r in runs if not r.error), key=lambda r: r.transcribe_s)
     return ok[len(ok) // 2] if ok else runs[0]
+
+
+def render_rows(rows: list[list[str]], left: int) -> list[str]:
+    """Aligned table lines: the first `left` columns left-aligned, the others right-aligned."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return [
+        "  ".join(
+            c.ljust(w) if i < left else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))
+        )
+        for row in rows
+    ]

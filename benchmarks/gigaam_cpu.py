@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from benchlib import children_cpu_s, machine_busy_s, median_run
+from benchlib import children_cpu_s, machine_busy_s, median_run, render_rows
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("POLYASR_SHARED", REPO_ROOT.parent / "shared"))
@@ -71,6 +71,18 @@ class Result:
 
 def piece_bounds() -> list[tuple[int, int]]:
     return [(int(a * SAMPLE_RATE), int(b * SAMPLE_RATE)) for a, b in PIECES_S]
+
+
+def padded_pieces(samples: np.ndarray):
+    """The benchmark pieces as one zero-padded batch [B, samples] and their lengths."""
+    import torch
+
+    wavs = [torch.from_numpy(samples[a:b]) for a, b in piece_bounds()]
+    lengths = torch.tensor([len(w) for w in wavs])
+    batch = torch.zeros(len(wavs), int(lengths.max()))
+    for i, w in enumerate(wavs):
+        batch[i, : len(w)] = w
+    return batch, lengths
 
 
 def checkpoint_path(cache: Path, head: str) -> Path:
@@ -130,12 +142,7 @@ def run_official(ckpt: Path, audio: Path, threads: int, vad: bool) -> Transcribe
     model = load_official(gigaam, ckpt)
 
     def transcribe() -> tuple[str, list[int], float]:
-        samples = np.load(audio)
-        wavs = [torch.from_numpy(samples[a:b]) for a, b in piece_bounds()]
-        lengths = torch.tensor([len(w) for w in wavs])
-        batch = torch.zeros(len(wavs), int(lengths.max()))
-        for i, w in enumerate(wavs):
-            batch[i, : len(w)] = w
+        batch, lengths = padded_pieces(np.load(audio))
         with torch.inference_mode():
             start = time.perf_counter()
             encoded, encoded_len = model.forward(batch, lengths)
@@ -270,11 +277,7 @@ def build(cache: Path, audio: Path, audio_sha: str) -> None:
     torch.set_num_threads(2)
     gigaam, make_gigaam = import_gigaam()
     samples = np.load(audio)
-    wavs = [torch.from_numpy(samples[a:b]) for a, b in piece_bounds()]
-    lengths = torch.tensor([len(w) for w in wavs])
-    batch = torch.zeros(len(wavs), int(lengths.max()))
-    for i, w in enumerate(wavs):
-        batch[i, : len(w)] = w
+    batch, lengths = padded_pieces(samples)
     info: dict = {"version": BUILD_VERSION, "audio_sha": audio_sha, "heads": {}}
     for head, name in HEADS.items():
         ckpt = checkpoint_path(cache, head)
@@ -413,13 +416,7 @@ def print_table(
                 f"{r.other_cpu_s:.1f}",
             ]
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(HEADER))]
-    lines = [
-        "  ".join(c.ljust(w) for c, w in zip(row[:2], widths[:2]))
-        + "  "
-        + "  ".join(map(str.rjust, row[2:], widths[2:]))
-        for row in rows
-    ]
+    lines = render_rows(rows, left=2)
     repeats = max(len(r) for r in runs.values())
     print(
         f"\nGigaAM v3 (real size, random weights) on CPU, fp32, {threads} threads, "

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from benchlib import children_cpu_s, machine_busy_s, median_run
+from benchlib import children_cpu_s, machine_busy_s, median_run, render_rows
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("POLYASR_SHARED", REPO_ROOT.parent / "shared"))
@@ -336,11 +336,7 @@ def print_table(
                 f"{r.other_cpu_s:.1f}",
             ]
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(HEADER))]
-    lines = [
-        row[0].ljust(widths[0]) + "  " + "  ".join(map(str.rjust, row[1:], widths[1:]))
-        for row in rows
-    ]
+    lines = render_rows(rows, left=1)
     repeats = max(len(r) for r in runs.values())
     print(
         f"\nwhisper-base on CPU, {threads} threads, {duration:.1f} s of English speech; "
