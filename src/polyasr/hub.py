@@ -17,6 +17,15 @@ HUB_FILES = [
 ]
 
 
+def _patterns(repo_id: str) -> list[str]:
+    """Files worth downloading: NeMo repos also carry a converted copy we do not need."""
+    if repo_id.startswith("nvidia/"):
+        return ["*.nemo"]
+    if repo_id.startswith("ai-sage/GigaAM"):
+        return HUB_FILES + ["pytorch_model.bin"]
+    return HUB_FILES
+
+
 def download(repo_id: str) -> Path:
     """Fetch a hub repository (`org/name` or `org/name@revision`) into the huggingface_hub
     cache, with a progress bar."""
@@ -29,7 +38,7 @@ def download(repo_id: str) -> Path:
 
     repo_id, _, revision = repo_id.partition("@")
     revision = revision or None
-    patterns = HUB_FILES + (["pytorch_model.bin"] if repo_id.startswith("ai-sage/GigaAM") else [])
+    patterns = _patterns(repo_id)
     try:
         return Path(
             snapshot_download(

@@ -30,7 +30,13 @@ def _gigaam_family() -> Family:
     return Family("gigaam", is_gigaam, load_gigaam)
 
 
-FAMILIES: list[Callable[[], Family]] = [_whisper_family, _gigaam_family]
+def _parakeet_family() -> Family:
+    from .models.parakeet import is_parakeet, load_parakeet
+
+    return Family("parakeet", is_parakeet, load_parakeet)
+
+
+FAMILIES: list[Callable[[], Family]] = [_whisper_family, _gigaam_family, _parakeet_family]
 
 _WHISPER_SIZES = ["tiny", "base", "small", "medium"]
 GIGAAM_VARIANTS = ["ctc", "rnnt", "e2e_ctc", "e2e_rnnt"]
@@ -42,6 +48,8 @@ KNOWN_MODELS: dict[str, str] = {
     "whisper-large-v3": "openai/whisper-large-v3",
     "whisper-large-v3-turbo": "openai/whisper-large-v3-turbo",
     **{f"gigaam-v3-{v.replace('_', '-')}": f"ai-sage/GigaAM-v3@{v}" for v in GIGAAM_VARIANTS},
+    "parakeet-tdt-0.6b-v2": "nvidia/parakeet-tdt-0.6b-v2",
+    "parakeet-tdt-0.6b-v3": "nvidia/parakeet-tdt-0.6b-v3",
 }
 
 
@@ -71,7 +79,8 @@ def detect_family(directory: Path) -> Family:
             return family
     raise ModelError(
         f"{directory} is not a model polyasr recognizes (expected a Whisper directory with "
-        "config.json, tokenizer.json and model.safetensors, or a GigaAM v3 .ckpt)"
+        "config.json, tokenizer.json and model.safetensors, a GigaAM v3 .ckpt or a Parakeet "
+        "TDT .nemo)"
     )
 
 

@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..conformer import ConformerLayer, ConvolutionModule, valid_mask
+
 
 @dataclass(frozen=True)
 class GigaAMDims:
@@ -27,11 +29,6 @@ class GigaAMDims:
     num_classes: int = 34
     pred_hidden: int = 320
     joint_hidden: int = 320
-
-
-def valid_mask(lengths: Tensor, size: int) -> Tensor:
-    """[B, size] True where the time step is inside the utterance."""
-    return torch.arange(size, device=lengths.device)[None] < lengths[:, None]
 
 
 class StridingSubsampling(nn.Module):
@@ -97,75 +94,6 @@ class RotaryMultiHeadAttention(nn.Module):
         return self.linear_out(out.transpose(1, 2).reshape(b, t, d))
 
 
-class ConformerConvolution(nn.Module):
-    """Pointwise conv, GLU, depthwise conv, LayerNorm over channels, SiLU, pointwise conv.
-
-    Runs in the [B, T, d] layout: the kernel-1 convolutions are matrix products with the
-    checkpoint's conv weights, and the depthwise convolution is a sum of shifted products,
-    which avoids transposes and is several times faster than oneDNN's conv on CPU.
-    """
-
-    def __init__(self, d_model: int, kernel: int) -> None:
-        super().__init__()
-        self.pointwise_conv1 = nn.Conv1d(d_model, 2 * d_model, 1)
-        self.depthwise_conv = nn.Conv1d(
-            d_model, d_model, kernel, padding=kernel // 2, groups=d_model
-        )
-        self.batch_norm = nn.LayerNorm(d_model)  # the checkpoint's name for a LayerNorm
-        self.pointwise_conv2 = nn.Conv1d(d_model, d_model, 1)
-
-    def forward(self, x: Tensor, pad_mask: Tensor | None) -> Tensor:
-        """x [B, T, d] -> [B, T, d]; pad_mask [B, T] True on padding."""
-        conv1, depthwise, conv2 = self.pointwise_conv1, self.depthwise_conv, self.pointwise_conv2
-        y = F.glu(F.linear(x, conv1.weight[..., 0], conv1.bias), dim=-1)
-        if pad_mask is not None:
-            y = y.masked_fill(pad_mask[..., None], 0.0)
-        kernel = depthwise.weight.shape[-1]
-        t = y.shape[1]
-        padded = F.pad(y, (0, 0, kernel // 2, kernel // 2))
-        weight = depthwise.weight[:, 0]  # [d, kernel]
-        z = padded[:, :t] * weight[:, 0]
-        for j in range(1, kernel):
-            z = torch.addcmul(z, padded[:, j : j + t], weight[:, j])
-        z = F.silu(self.batch_norm(z + depthwise.bias))
-        return F.linear(z, conv2.weight[..., 0], conv2.bias)
-
-
-class FeedForward(nn.Module):
-    def __init__(self, d_model: int, d_ff: int) -> None:
-        super().__init__()
-        self.linear1 = nn.Linear(d_model, d_ff)
-        self.linear2 = nn.Linear(d_ff, d_model)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.linear2(F.silu(self.linear1(x)))
-
-
-class ConformerLayer(nn.Module):
-    """Macaron block: ½FF, self-attention, convolution, ½FF, then the layer's own LayerNorm."""
-
-    def __init__(self, dims: GigaAMDims) -> None:
-        super().__init__()
-        d, d_ff = dims.d_model, dims.d_model * dims.ff_expansion
-        self.norm_feed_forward1 = nn.LayerNorm(d)
-        self.feed_forward1 = FeedForward(d, d_ff)
-        self.norm_self_att = nn.LayerNorm(d)
-        self.self_attn = RotaryMultiHeadAttention(d, dims.n_heads)
-        self.norm_conv = nn.LayerNorm(d)
-        self.conv = ConformerConvolution(d, dims.conv_kernel)
-        self.norm_feed_forward2 = nn.LayerNorm(d)
-        self.feed_forward2 = FeedForward(d, d_ff)
-        self.norm_out = nn.LayerNorm(d)
-
-    def forward(self, x: Tensor, cos: Tensor, sin: Tensor, valid: Tensor | None) -> Tensor:
-        pad = None if valid is None else ~valid
-        x = x + 0.5 * self.feed_forward1(self.norm_feed_forward1(x))
-        x = x + self.self_attn(self.norm_self_att(x), cos, sin, valid)
-        x = x + self.conv(self.norm_conv(x), pad)
-        x = x + 0.5 * self.feed_forward2(self.norm_feed_forward2(x))
-        return self.norm_out(x)
-
-
 class ConformerEncoder(nn.Module):
     """log-mel [B, feat_in, T] + lengths -> states [B, T', d] + lengths T'."""
 
@@ -173,15 +101,26 @@ class ConformerEncoder(nn.Module):
         super().__init__()
         self.dims = dims
         self.pre_encode = StridingSubsampling(dims)
-        self.layers = nn.ModuleList(ConformerLayer(dims) for _ in range(dims.n_layers))
+        d = dims.d_model
+        self.layers = nn.ModuleList(
+            ConformerLayer(
+                d,
+                d * dims.ff_expansion,
+                RotaryMultiHeadAttention(d, dims.n_heads),
+                ConvolutionModule(d, dims.conv_kernel, norm="layer"),
+                bias=True,
+            )
+            for _ in range(dims.n_layers)
+        )
 
     def forward(self, features: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         x, lengths = self.pre_encode(features, lengths)
         head_dim = self.dims.d_model // self.dims.n_heads
         cos, sin = rotary_tables(x.shape[1], head_dim, self.dims.rope_base, x.device, x.dtype)
         valid = valid_mask(lengths, x.shape[1]) if x.shape[0] > 1 else None
+        pad = None if valid is None else ~valid
         for layer in self.layers:
-            x = layer(x, cos, sin, valid)
+            x = layer(x, pad, cos=cos, sin=sin, key_mask=valid)
         return x, lengths
 
 

@@ -1,0 +1,298 @@
+"""Load Parakeet TDT `.nemo` archives (v2, v3) behind the `AsrModel` protocol, without NeMo."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ...audio import FeatureConfig, log_mel
+from ...devices import resolve_device, resolve_dtype
+from ...errors import ModelError, OptionError
+from ...pipeline.longform import transcribe_many
+from ...types import AudioInput, Segment, TranscribeOptions, Transcript, Word
+from .archive import NemoArchive
+from .decoding import tdt_greedy
+from .model import ParakeetDims, ParakeetTDT
+from .tokenizer import ParakeetTokenizer
+
+SAMPLE_RATE = 16000
+SEGMENT_ENDINGS = (".", "?", "!")
+
+
+def find_nemo(path: Path) -> Path | None:
+    """The `.nemo` file at `path`, or the only one in a directory (a hub snapshot)."""
+    if path.is_file():
+        return path if path.suffix == ".nemo" else None
+    found = sorted(path.glob("*.nemo")) if path.is_dir() else []
+    return found[0] if len(found) == 1 else None
+
+
+def is_parakeet(path: Path) -> bool:
+    return find_nemo(path) is not None
+
+
+def _section(cfg: dict[str, Any], name: str) -> dict[str, Any]:
+    value = cfg.get(name) or {}
+    if not isinstance(value, dict):
+        raise ModelError(f"model_config.yaml: section {name!r} is not a mapping")
+    return value
+
+
+def dims_from_config(cfg: dict[str, Any], state: dict[str, torch.Tensor]) -> ParakeetDims:
+    """Model dimensions from the archive's config, checked against what we implement."""
+    enc = _section(cfg, "encoder")
+    if enc.get("subsampling", "dw_striding") != "dw_striding":
+        raise ModelError(f"unsupported subsampling {enc.get('subsampling')!r} (dw_striding only)")
+    attention = enc.get("self_attention_model", "rel_pos")
+    if attention not in ("rel_pos", "rel_pos_local_attn"):
+        raise ModelError(f"unsupported self-attention {attention!r} (rel_pos only)")
+    if enc.get("conv_norm_type", "batch_norm") != "batch_norm":
+        raise ModelError(f"unsupported conv normalization {enc.get('conv_norm_type')!r}")
+    context = list(enc.get("att_context_size") or [-1, -1])
+    window = None if context[0] < 0 and context[-1] < 0 else int(max(context))
+    if "joint.joint_net.2.weight" not in state or "decoder.prediction.embed.weight" not in state:
+        raise ModelError("the .nemo file holds no RNN-T/TDT decoder and joint (not a Parakeet TDT)")
+    durations = (
+        _section(cfg, "decoding").get("durations")
+        or _section(cfg, "model_defaults").get("tdt_durations")
+        or (_section(cfg, "loss").get("tdt_kwargs") or {}).get("durations")
+    )
+    if not durations:
+        raise ModelError("only Token-and-Duration Transducer (TDT) models are supported")
+    vocab = state["decoder.prediction.embed.weight"].shape[0] - 1
+    prednet = _section(cfg, "decoder").get("prednet") or {}
+    dims = ParakeetDims(
+        feat_in=int(enc.get("feat_in", 128)),
+        n_layers=int(enc.get("n_layers", 24)),
+        d_model=int(enc.get("d_model", 1024)),
+        n_heads=int(enc.get("n_heads", 8)),
+        ff_expansion=int(enc.get("ff_expansion_factor", 4)),
+        conv_kernel=int(enc.get("conv_kernel_size", 9)),
+        subsampling_factor=int(enc.get("subsampling_factor", 8)),
+        subsampling_channels=int(enc.get("subsampling_conv_channels", 256)),
+        xscaling=bool(enc.get("xscaling", True)),
+        use_bias=bool(enc.get("use_bias", True)),
+        attention_window=window,
+        vocab_size=vocab,
+        pred_hidden=state["decoder.prediction.embed.weight"].shape[1],
+        pred_layers=int(prednet.get("pred_rnn_layers", 1)),
+        joint_hidden=state["joint.enc.weight"].shape[0],
+        durations=tuple(int(d) for d in durations),
+    )
+    outputs = state["joint.joint_net.2.weight"].shape[0]
+    if outputs != vocab + 1 + len(dims.durations):
+        raise ModelError(
+            f"joint has {outputs} outputs, expected {vocab} tokens + blank + "
+            f"{len(dims.durations)} durations"
+        )
+    return dims
+
+
+def feature_config(cfg: dict[str, Any]) -> FeatureConfig:
+    """NeMo's `AudioToMelSpectrogramPreprocessor` settings as a `FeatureConfig` (NeMo >= 2.5
+    framing: zero-padded STFT, floor(N / hop) valid frames; dither off at inference)."""
+    pre = _section(cfg, "preprocessor")
+    sample_rate = int(pre.get("sample_rate", SAMPLE_RATE))
+    if sample_rate != SAMPLE_RATE:
+        raise ModelError(f"unsupported preprocessor sample rate {sample_rate}")
+    normalize = pre.get("normalize", "per_feature")
+    if normalize not in ("per_feature", None, "None"):
+        raise ModelError(f"unsupported feature normalization {normalize!r}")
+    if int(pre.get("frame_splicing", 1)) != 1 or pre.get("window", "hann") != "hann":
+        raise ModelError("unsupported preprocessor (frame splicing or a non-Hann window)")
+    guard = pre.get("log_zero_guard_type", "add")
+    guard_value = pre.get("log_zero_guard_value", 2**-24)
+    if not isinstance(guard_value, (int, float)):
+        raise ModelError(f"unsupported log zero guard value {guard_value!r}")
+    return FeatureConfig(
+        sample_rate=sample_rate,
+        n_fft=int(pre.get("n_fft") or 512),
+        hop_length=round(float(pre.get("window_stride", 0.01)) * sample_rate),
+        win_length=round(float(pre.get("window_size", 0.025)) * sample_rate),
+        window="hann_symmetric",
+        n_mels=int(pre.get("features", 128)),
+        f_min=float(pre.get("lowfreq") or 0.0),
+        f_max=pre.get("highfreq"),
+        center=True,
+        pad_mode="constant",
+        preemphasis=pre.get("preemph", 0.97),
+        power=float(pre.get("mag_power", 2.0)),
+        log="ln",
+        log_guard="add" if guard == "add" else "clamp",
+        log_eps=float(guard_value),
+        normalize="per_feature" if normalize == "per_feature" else None,
+        valid_frames_only=True,
+    )
+
+
+class ParakeetAsr:
+    """A loaded Parakeet TDT model: 8x-subsampled FastConformer + TDT greedy decoding."""
+
+    family = "parakeet"
+    sample_rate = SAMPLE_RATE
+    max_input_seconds = 60.0
+    pads_to_max_input = False
+
+    def __init__(
+        self,
+        model: ParakeetTDT,
+        tokenizer: ParakeetTokenizer,
+        features: FeatureConfig,
+        filters: torch.Tensor,
+        window: torch.Tensor,
+        name: str,
+        max_symbols: int = 10,
+    ) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.features = features
+        self.filters = filters
+        self.window = window
+        self.name = name
+        self.max_symbols = max_symbols
+        self.frame_seconds = features.hop_length * model.dims.subsampling_factor / SAMPLE_RATE
+
+    @property
+    def device(self) -> torch.device:
+        return self.filters.device
+
+    def _options(
+        self, options: TranscribeOptions | None, overrides: dict[str, Any]
+    ) -> TranscribeOptions:
+        options = TranscribeOptions.resolve(options, overrides)
+        if options.task != "transcribe":
+            raise OptionError(f"{self.name} cannot translate")
+        return options
+
+    def log_mel(self, samples: torch.Tensor) -> torch.Tensor:
+        """[n_mels, 1 + N // hop] with the archive's filter bank and window."""
+        return log_mel(samples, self.features, filters=self.filters, window=self.window)
+
+    @torch.inference_mode()
+    def encode(self, chunks: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Batched encoder over waveforms of different lengths: states [B, T', d], lengths."""
+        feats = [self.log_mel(torch.from_numpy(c).to(self.device)) for c in chunks]
+        hop = self.features.hop_length
+        lengths = torch.tensor([max(len(c) // hop, 1) for c in chunks], device=self.device)
+        batch = torch.zeros(len(feats), feats[0].shape[0], int(lengths.max()), device=self.device)
+        for i, f in enumerate(feats):
+            n = min(f.shape[-1], batch.shape[-1])
+            batch[i, :, :n] = f[:, :n]
+        dtype = next(self.model.parameters()).dtype
+        return self.model.encoder(batch.to(dtype), lengths)
+
+    @torch.inference_mode()
+    def recognize(self, chunks: list[np.ndarray]) -> list[list]:
+        """Token spans (id, start frame, end frame) for each chunk."""
+        states, lengths = self.encode(chunks)
+        return tdt_greedy(self.model, states, lengths, self.max_symbols)
+
+    def transcribe_chunks(
+        self, chunks: list[np.ndarray], options: TranscribeOptions
+    ) -> list[list[Segment]]:
+        """Segments split after sentence-ending words, with times relative to the chunk."""
+        out = []
+        for chunk, spans in zip(chunks, self.recognize(chunks)):
+            spans = [s for s in spans if s.id < self.model.dims.vocab_size]
+            duration = len(chunk) / SAMPLE_RATE
+            words = [
+                Word(
+                    start=round(min(start * self.frame_seconds, duration), 3),
+                    end=round(min(end * self.frame_seconds, duration), 3),
+                    text=text,
+                )
+                for text, start, end in self.tokenizer.words(spans)
+            ]
+            out.append(self._segments(words))
+        return out
+
+    @staticmethod
+    def _segments(words: list[Word]) -> list[Segment]:
+        """One segment per sentence (NeMo's `segment_seperators`: . ? !)."""
+        segments: list[Segment] = []
+        current: list[Word] = []
+        for word in words:
+            current.append(word)
+            if word.text.endswith(SEGMENT_ENDINGS) or word is words[-1]:
+                text = " ".join(w.text for w in current)
+                segments.append(
+                    Segment(start=current[0].start, end=current[-1].end, text=text, words=current)
+                )
+                current = []
+        return segments
+
+    def transcribe(
+        self,
+        audio: AudioInput,
+        options: TranscribeOptions | None = None,
+        progress: Callable[[float, float], None] | None = None,
+        **overrides: Any,
+    ) -> Transcript:
+        """Transcribe one recording of any length (VAD chunks, or fixed windows without VAD)."""
+        options = self._options(options, overrides)
+        return transcribe_many(self, [audio], options, options.language, progress)[0]
+
+    def transcribe_batch(
+        self, audios: list[AudioInput], options: TranscribeOptions | None = None, **overrides: Any
+    ) -> list[Transcript]:
+        """Several recordings whose chunks are decoded in shared batches."""
+        options = self._options(options, overrides)
+        return transcribe_many(self, audios, options, options.language)
+
+
+def load_parakeet(
+    path: Path, device: str = "auto", dtype: Any = None, name: str | None = None
+) -> ParakeetAsr:
+    """Build a `ParakeetAsr` from a `.nemo` file or a directory holding exactly one."""
+    nemo = find_nemo(path)
+    if nemo is None:
+        raise ModelError(f"no .nemo file found at {path}")
+    with NemoArchive(nemo) as archive:
+        cfg = archive.config()
+        state = archive.state_dict()
+        tokenizer_cfg = _section(cfg, "tokenizer")
+        if tokenizer_cfg.get("type", "bpe") != "bpe" or not tokenizer_cfg.get("model_path"):
+            raise ModelError(f"{nemo}: only SentencePiece (bpe) tokenizers are supported")
+        tokenizer = ParakeetTokenizer(archive.read_bytes(str(tokenizer_cfg["model_path"])))
+    dims = dims_from_config(cfg, state)
+    if len(tokenizer) != dims.vocab_size:
+        raise ModelError(f"tokenizer has {len(tokenizer)} pieces, the decoder {dims.vocab_size}")
+    features = feature_config(cfg)
+    dev = resolve_device(device)
+    torch_dtype = resolve_dtype(dtype, dev)
+    window = state.pop("preprocessor.featurizer.window", None)
+    filters = state.pop("preprocessor.featurizer.fb", None)
+    window = window.float() if window is not None else None
+    filters = filters[0].float() if filters is not None else None
+    if window is None or filters is None:
+        from ...audio.features import analysis_window, mel_filters
+
+        window, filters = analysis_window(features), mel_filters(features)
+    with torch.device("meta"):
+        model = ParakeetTDT(dims)
+    expected = set(model.state_dict())
+    missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
+    if missing or unexpected:
+        raise ModelError(
+            f"{nemo} does not match Parakeet TDT: "
+            f"missing {missing[:3]}, unexpected {unexpected[:3]}"
+        )
+    model.load_state_dict(
+        {k: v.to(dev, torch_dtype if v.is_floating_point() else None) for k, v in state.items()},
+        assign=True,
+    )
+    model.eval().requires_grad_(False)
+    greedy = _section(cfg, "decoding").get("greedy") or {}
+    return ParakeetAsr(
+        model,
+        tokenizer,
+        features,
+        filters.to(dev),
+        window.to(dev),
+        name or nemo.stem,
+        int(greedy.get("max_symbols") or 10),
+    )
