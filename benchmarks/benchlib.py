@@ -34,3 +34,52 @@ def render_rows(rows: list[list[str]], left: int) -> list[str]:
         )
         for row in rows
     ]
+
+
+RESULT_PREFIX = "BENCH_RESULT "
+
+
+def emit_result(result: dict[str, Any]) -> None:
+    """Print a worker's result as the one line the parent looks for."""
+    import json
+
+    print(RESULT_PREFIX + json.dumps(result, ensure_ascii=False), flush=True)
+
+
+def spawn_worker(cmd: list[str], env: dict[str, str]) -> tuple[dict[str, Any] | None, str, float]:
+    """Run one worker process: its result (or None and the error line) and the CPU seconds
+    other processes used meanwhile (well above 0 means the measurement was disturbed)."""
+    import json
+    import subprocess
+
+    busy_before, children_before = machine_busy_s(), children_cpu_s()
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    other_cpu_s = machine_busy_s() - busy_before - (children_cpu_s() - children_before)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith(RESULT_PREFIX)]
+    if lines:
+        return json.loads(lines[-1][len(RESULT_PREFIX) :]), "", max(other_cpu_s, 0.0)
+    tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+    return None, f"worker exited {proc.returncode}: {tail}", max(other_cpu_s, 0.0)
+
+
+def concatenated_speech(
+    shared: Path, duration_s: float, prefixes: tuple[str, ...], gap_s: float = 0.5
+) -> Any:
+    """Exactly `duration_s` of float32 16 kHz speech: the shared clips whose paths start with
+    `prefixes`, in that order, joined by `gap_s` of silence."""
+    import json
+
+    import numpy as np
+
+    from polyasr.audio import load_audio
+
+    data = shared / "data"
+    entries = [json.loads(line) for line in (data / "manifest.jsonl").read_text().splitlines()]
+    paths = [data / e["path"] for p in prefixes for e in entries if e["path"].startswith(p)]
+    gap = np.zeros(int(gap_s * 16000), dtype=np.float32)
+    chunks: list[np.ndarray] = []
+    for path in paths:
+        if sum(len(c) for c in chunks) >= duration_s * 16000:
+            break
+        chunks += [load_audio(path).mono(), gap]
+    return np.concatenate(chunks)[: int(duration_s * 16000)]

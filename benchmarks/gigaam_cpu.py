@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from benchlib import children_cpu_s, machine_busy_s, median_run, render_rows
+from benchlib import concatenated_speech, emit_result, median_run, render_rows, spawn_worker
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("POLYASR_SHARED", REPO_ROOT.parent / "shared"))
@@ -33,7 +33,6 @@ SAMPLE_RATE = 16_000
 DURATION_S = 60.0
 GAP_S = 0.5
 PIECES_S = ((0.0, 25.0), (25.0, 50.0), (50.0, 60.0))  # polyasr's fixed 25 s windows (vad=False)
-RESULT_PREFIX = "BENCH_RESULT "
 HEADS = {"ctc": "v3_ctc", "e2e_rnnt": "v3_e2e_rnnt"}
 ENGINES = ("polyasr", "polyasr-vad", "official")
 
@@ -193,7 +192,7 @@ def worker(args: argparse.Namespace) -> None:
     except Exception as exc:  # reported in the table, not raised
         result.error = f"{type(exc).__name__}: {exc}"
     result.peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-    print(RESULT_PREFIX + json.dumps(result.__dict__, ensure_ascii=False), flush=True)
+    emit_result(result.__dict__)
 
 
 # --- checkpoint build (reference venv) ------------------------------------------------------
@@ -329,19 +328,8 @@ def ensure_checkpoints(args: argparse.Namespace, audio: Path, audio_sha: str) ->
 
 def default_audio() -> np.ndarray:
     """Exactly DURATION_S of speech: the Russian clips, then German, French and English ones."""
-    from polyasr.audio import load_audio
-
-    data = SHARED / "data"
-    entries = [json.loads(line) for line in (data / "manifest.jsonl").read_text().splitlines()]
     prefixes = ("ru/", "other/", "en/librivox", "en/librispeech", "en/mfa")
-    paths = [data / e["path"] for p in prefixes for e in entries if e["path"].startswith(p)]
-    gap = np.zeros(int(GAP_S * SAMPLE_RATE), dtype=np.float32)
-    chunks: list[np.ndarray] = []
-    for path in paths:
-        if sum(len(c) for c in chunks) >= DURATION_S * SAMPLE_RATE:
-            break
-        chunks += [load_audio(path).mono(), gap]
-    return np.concatenate(chunks)[: int(DURATION_S * SAMPLE_RATE)]
+    return concatenated_speech(SHARED, DURATION_S, prefixes, GAP_S)
 
 
 def worker_env(args: argparse.Namespace, engine: str) -> dict[str, str]:
@@ -356,16 +344,9 @@ def run_worker(head: str, engine: str, args: argparse.Namespace, audio: Path) ->
     flags = {"--head": head, "--audio": audio, "--threads": args.threads}
     flags |= {"--cache-dir": args.cache_dir, "--launched-at": time.time()}
     cmd = [str(python), __file__, "--worker", engine, *map(str, sum(flags.items(), ()))]
-    busy_before, children_before = machine_busy_s(), children_cpu_s()
-    proc = subprocess.run(cmd, env=worker_env(args, engine), capture_output=True, text=True)
-    other_cpu_s = machine_busy_s() - busy_before - (children_cpu_s() - children_before)
-    lines = [line for line in proc.stdout.splitlines() if line.startswith(RESULT_PREFIX)]
-    if lines:
-        result = Result(**json.loads(lines[-1][len(RESULT_PREFIX) :]))
-    else:
-        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        result = Result(head=head, engine=engine, error=f"worker exited {proc.returncode}: {tail}")
-    result.other_cpu_s = max(other_cpu_s, 0.0)
+    data, error, other_cpu_s = spawn_worker(cmd, worker_env(args, engine))
+    result = Result(**data) if data else Result(head=head, engine=engine, error=error)
+    result.other_cpu_s = other_cpu_s
     return result
 
 

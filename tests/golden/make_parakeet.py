@@ -49,9 +49,8 @@ REGEN_COMMAND = ".ref-venv-nemo/bin/python tests/golden/make_parakeet.py"
 DIMS = {"d_model": 64, "n_layers": 2, "n_heads": 8, "channels": 32, "pred": 16, "joint": 16}
 
 
-def config(tokenizer_dir: str) -> dict:
-    """The v3 model config with small dims (keys as in the real model_config.yaml)."""
-    d = DIMS
+def config(tokenizer_dir: str, d: dict[str, int] = DIMS) -> dict:
+    """The v3 model config with dims `d` (keys as in the real model_config.yaml)."""
     return {
         "sample_rate": 16000,
         "tokenizer": {"dir": tokenizer_dir, "type": "bpe"},

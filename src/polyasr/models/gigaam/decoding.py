@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ..transducer import lstm_step
 from .model import RNNTHead
 
 
@@ -36,8 +37,9 @@ def rnnt_greedy(
     enc = head.joint.enc(states)  # [B, T', H]
     out_layer = head.joint.joint_net[1]
     lstm, embed = head.decoder.lstm, head.decoder.embed.weight
-    g, (h, c) = lstm(states.new_zeros(batch, 1, lstm.input_size))
-    pred = head.joint.pred(g[:, 0])  # [B, H]
+    h = states.new_zeros(lstm.num_layers, batch, lstm.hidden_size)
+    g, h, c = lstm_step(lstm, states.new_zeros(batch, lstm.input_size), h, torch.zeros_like(h))
+    pred = head.joint.pred(g)  # [B, H]
     tokens: list[list[int]] = [[] for _ in range(batch)]
     frames: list[list[int]] = [[] for _ in range(batch)]
     for t in range(int(lengths.max()) if batch else 0):
@@ -50,9 +52,9 @@ def rnnt_greedy(
             for b in emit.nonzero()[:, 0].tolist():
                 tokens[b].append(int(best[b]))
                 frames[b].append(t)
-            g, (h2, c2) = lstm(embed[best][:, None], (h, c))
+            g, h2, c2 = lstm_step(lstm, embed[best], h, c)
             keep = emit[None, :, None]
             h, c = torch.where(keep, h2, h), torch.where(keep, c2, c)
-            pred = torch.where(emit[:, None], head.joint.pred(g[:, 0]), pred)
+            pred = torch.where(emit[:, None], head.joint.pred(g), pred)
             active = emit
     return list(zip(tokens, frames))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ..transducer import lstm_step
 from .model import ParakeetTDT
 from .tokenizer import TokenSpan
 
@@ -27,8 +28,9 @@ def tdt_greedy(
     durations = torch.tensor(dims.durations, device=device)
     prediction = model.decoder.prediction
     lstm, embed = prediction.dec_rnn.lstm, prediction.embed.weight
-    g, (h, c) = lstm(states.new_zeros(batch, 1, lstm.input_size))
-    pred = model.joint.pred(g[:, 0])
+    h = states.new_zeros(lstm.num_layers, batch, lstm.hidden_size)
+    g, h, c = lstm_step(lstm, states.new_zeros(batch, lstm.input_size), h, torch.zeros_like(h))
+    pred = model.joint.pred(g)
     rows = torch.arange(batch, device=device)
     lengths = lengths.to(device)
     last = (lengths - 1).clamp(min=0)
@@ -42,10 +44,11 @@ def tdt_greedy(
         duration = durations[logits[:, dims.blank + 1 :].argmax(dim=-1)]
         emit = active & (token != dims.blank)
         steps.append(torch.stack([emit.long(), token, t, duration]))
-        g, (h2, c2) = lstm(embed[token][:, None], (h, c))
-        keep = emit[None, :, None]
-        h, c = torch.where(keep, h2, h), torch.where(keep, c2, c)
-        pred = torch.where(emit[:, None], model.joint.pred(g[:, 0]), pred)
+        if bool(emit.any()):
+            g, h2, c2 = lstm_step(lstm, embed[token], h, c)
+            keep = emit[None, :, None]
+            h, c = torch.where(keep, h2, h), torch.where(keep, c2, c)
+            pred = torch.where(emit[:, None], model.joint.pred(g), pred)
         stay = emit & (duration == 0)
         repeats = torch.where(stay, repeats + 1, 0)
         forced = repeats >= max_symbols
