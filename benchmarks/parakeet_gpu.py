@@ -8,7 +8,8 @@ Prints the errors of the native model on CUDA (fp32, TF32 off) against the commi
 fixture (tests/golden/parakeet-tdt-tiny), then, for a real-size 0.6B TDT with random weights
 whose blank bias is set to emit about 4 tokens per second, the time to encode 60 s, the greedy
 TDT decoding time, and the RTF of whole transcriptions (one 60 s piece, and a batch of 16),
-in float32, float16 and bfloat16.
+in float32 and float16 (bfloat16 rounding flips the near-tied decisions of random weights,
+so its token count and timing say nothing).
 """
 
 from __future__ import annotations
@@ -127,9 +128,7 @@ def main() -> None:
     with torch.inference_mode():
         tokens = set_blank_bias(asr, audio)
         print(f"\nreal-size random TDT: {tokens} tokens on 60 s at fp32")
-        rows = [
-            speed(asr, audio, dtype) for dtype in (torch.float32, torch.float16, torch.bfloat16)
-        ]
+        rows = [speed(asr, audio, dtype) for dtype in (torch.float32, torch.float16)]
     header = ["dtype", "encode 60 s ms", "TDT decode ms", "tokens", "RTF 1x60 s", "RTF 16x60 s"]
     print(table([*header, "RTFx 16x60 s"], rows))
 

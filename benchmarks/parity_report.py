@@ -1,4 +1,4 @@
-"""Print the measured parity errors against every golden fixture (Whisper and GigaAM).
+"""Print the measured parity errors against every golden fixture (Whisper, GigaAM, Parakeet).
 
     python benchmarks/parity_report.py
 
@@ -83,6 +83,37 @@ def gigaam_report(name: str) -> dict[str, object]:
     return report
 
 
+@torch.inference_mode()
+def parakeet_report(name: str) -> dict[str, object]:
+    import json
+    import sys
+
+    sys.path.insert(0, str(REPO / "tests"))
+    from test_parakeet_golden import joint_along_reference_path
+
+    from polyasr.models.parakeet.decoding import tdt_greedy
+
+    directory = REPO / "tests" / "golden" / name
+    arrays = np.load(directory / "reference.npz")
+    ref = json.loads((directory / "reference.json").read_text(encoding="utf-8"))
+    model = polyasr.load(directory, device="cpu")
+    report: dict[str, object] = {}
+    for lang, utterance in ref["utterances"].items():
+        audio = arrays[f"{lang}_audio"]
+        report[f"features_{lang}"] = max_abs(
+            model.log_mel(torch.from_numpy(audio)), arrays[f"{lang}_features"]
+        )
+        states, lengths = model.encode([audio])
+        report[f"encoder_{lang}"] = max_abs(states[0], arrays[f"{lang}_encoder_out"])
+        report[f"joint_{lang}"] = max_abs(
+            joint_along_reference_path(model, arrays, ref, lang), arrays[f"{lang}_joint_logits"]
+        )
+        spans = tdt_greedy(model.model, states, lengths)[0]
+        decisions = [[s.start, s.id, s.end - s.start] for s in spans]
+        report[f"decisions_{lang}"] = decisions == utterance["decisions"]
+    return report
+
+
 def show(name: str, report: dict[str, object]) -> None:
     cells = [f"{k} {v:.2e}" if isinstance(v, float) else f"{k} {v}" for k, v in report.items()]
     print(f"{name}: " + ", ".join(cells))
@@ -94,6 +125,7 @@ def main() -> None:
     show("whisper-tiny-128", whisper_report("whisper-tiny-128", WHISPER_128))
     show("gigaam-v3-ctc", gigaam_report("gigaam-v3-ctc"))
     show("gigaam-v3-e2e-rnnt", gigaam_report("gigaam-v3-e2e-rnnt"))
+    show("parakeet-tdt-tiny", parakeet_report("parakeet-tdt-tiny"))
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import torch
 import polyasr
 from polyasr.errors import ModelError
 from polyasr.models.parakeet.decoding import tdt_greedy
+from polyasr.models.transducer import lstm_step
 
 DIRECTORY = Path(__file__).parent / "golden" / "parakeet-tdt-tiny"
 ARCHIVE = DIRECTORY / "parakeet-tdt-tiny.nemo"
@@ -54,30 +55,37 @@ def test_features_and_encoder_match(model, reference, lang):
     assert np.abs(states[0].numpy() - arrays[f"{lang}_encoder_out"][:n]).max() <= 1e-4
 
 
+@torch.inference_mode()
+def joint_along_reference_path(model, arrays, ref, lang: str) -> torch.Tensor:
+    """Our joint log-probs for the reference's first steps: its encoder output, and its emitted
+    tokens replayed through our prediction network (benchmarks/parity_report.py uses it too)."""
+    steps = len(arrays[f"{lang}_joint_logits"])
+    decisions = ref["utterances"][lang]["decisions"]
+    tdt = model.model
+    enc = tdt.joint.enc(torch.from_numpy(arrays[f"{lang}_encoder_out"]))
+    lstm, embed = tdt.decoder.prediction.dec_rnn.lstm, tdt.decoder.prediction.embed.weight
+    h = torch.zeros(lstm.num_layers, 1, lstm.hidden_size)
+    g, h, c = lstm_step(lstm, torch.zeros(1, lstm.input_size), h, torch.zeros_like(h))
+    t, emitted, blank, rows = 0, 0, ref["blank"], []
+    while len(rows) < steps:
+        rows.append(tdt.joint(enc[t], tdt.joint.pred(g[0])).log_softmax(-1))
+        if int(rows[-1][: blank + 1].argmax()) == blank:
+            t += max(ref["durations"][int(rows[-1][blank + 1 :].argmax())], 1)
+            continue
+        frame, token, duration = decisions[emitted]
+        assert (frame, token) == (t, int(rows[-1][: blank + 1].argmax()))
+        g, h, c = lstm_step(lstm, embed[token][None], h, c)
+        emitted += 1
+        t += duration
+    return torch.stack(rows)
+
+
 @pytest.mark.parametrize("lang", LANGS)
 def test_joint_logits_along_the_greedy_path(model, reference, lang):
-    """Replay the reference's first steps through our prediction network and joint; NeMo's
-    CPU joint returns log-softmax over all token and duration outputs."""
+    """NeMo's CPU joint returns log-softmax over all token and duration outputs."""
     arrays, ref = reference
-    expected = torch.from_numpy(arrays[f"{lang}_joint_logits"])
-    decisions = ref["utterances"][lang]["decisions"]
-    enc = model.model.joint.enc(torch.from_numpy(arrays[f"{lang}_encoder_out"]))
-    prediction = model.model.decoder.prediction
-    lstm = prediction.dec_rnn.lstm
-    g, state = lstm(torch.zeros(1, 1, lstm.input_size))
-    t, emitted, blank = 0, 0, ref["blank"]
-    with torch.inference_mode():
-        for row in expected:
-            ours = model.model.joint(enc[t], model.model.joint.pred(g[0, 0])).log_softmax(-1)
-            assert (ours - row).abs().max() <= 1e-4
-            if int(row[: blank + 1].argmax()) == blank:
-                t += max(ref["durations"][int(row[blank + 1 :].argmax())], 1)
-                continue
-            frame, token, duration = decisions[emitted]
-            assert (frame, token) == (t, int(row[: blank + 1].argmax()))
-            g, state = lstm(prediction.embed.weight[token][None, None], state)
-            emitted += 1
-            t += duration
+    ours = joint_along_reference_path(model, arrays, ref, lang)
+    assert (ours - torch.from_numpy(arrays[f"{lang}_joint_logits"])).abs().max() <= 1e-4
 
 
 @pytest.mark.parametrize("lang", LANGS)
