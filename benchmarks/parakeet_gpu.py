@@ -93,6 +93,10 @@ def speed(asr, audio: np.ndarray, dtype: torch.dtype) -> list[str]:
     encode = timed(lambda: asr.encode([audio]))
     states, lengths = asr.encode([audio])
     decode = timed(lambda: tdt_greedy(asr.model, states, lengths), 3)
+    eager = timed(lambda: tdt_greedy(asr.model, states, lengths, cuda_graph=False), 2)
+    same = tdt_greedy(asr.model, states, lengths) == tdt_greedy(
+        asr.model, states, lengths, cuda_graph=False
+    )
     full = timed(lambda: asr.transcribe_chunks([audio], options), 3)
     batch = [audio] * 16
     full16 = timed(lambda: asr.transcribe_chunks(batch, options), 2)
@@ -102,6 +106,8 @@ def speed(asr, audio: np.ndarray, dtype: torch.dtype) -> list[str]:
         str(dtype).replace("torch.", ""),
         f"{encode * 1e3:.1f}",
         f"{decode * 1e3:.1f}",
+        f"{eager * 1e3:.1f}",
+        str(same),
         str(tokens),
         f"{full / seconds:.5f}",
         f"{full16 / (16 * seconds):.5f}",
@@ -129,7 +135,8 @@ def main() -> None:
         tokens = set_blank_bias(asr, audio)
         print(f"\nreal-size random TDT: {tokens} tokens on 60 s at fp32")
         rows = [speed(asr, audio, dtype) for dtype in (torch.float32, torch.float16)]
-    header = ["dtype", "encode 60 s ms", "TDT decode ms", "tokens", "RTF 1x60 s", "RTF 16x60 s"]
+    header = ["dtype", "encode 60 s ms", "TDT decode ms", "eager decode ms", "same tokens"]
+    header += ["tokens", "RTF 1x60 s", "RTF 16x60 s"]
     print(table([*header, "RTFx 16x60 s"], rows))
 
 

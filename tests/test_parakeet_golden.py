@@ -210,3 +210,23 @@ def test_incomplete_or_wrong_archives_are_clear_errors(tmp_path, problem, messag
                 _file(out, member.name, data)
     with pytest.raises(ModelError, match=message):
         polyasr.load(target, device="cpu")
+
+
+def test_the_graph_step_replayed_past_the_end_decides_the_same(model, reference):
+    """What the CUDA graph runs: the step with the prediction network always evaluated, replayed
+    in blocks beyond the end of every utterance; finished utterances must not change."""
+    from polyasr.models.parakeet import decoding
+
+    arrays, ref = reference
+    states, lengths = model.encode([arrays[f"{lang}_audio"] for lang in LANGS])
+    durations = torch.tensor(model.model.dims.durations)
+    capacity = int(lengths.max()) * 11 + decoding.REPLAYS_PER_CHECK + 1
+    with torch.inference_mode():
+        batch = decoding._start(model.model, states, lengths, capacity)
+        while not batch.finished():
+            for _ in range(decoding.REPLAYS_PER_CHECK):
+                decoding._step(model.model, batch, durations, 10, lazy=False)
+    spans = decoding._spans(batch.record[: int(batch.count)], len(LANGS))
+    for lang, got in zip(LANGS, spans):
+        decisions = [[s.start, s.id, s.end - s.start] for s in got]
+        assert decisions == ref["utterances"][lang]["decisions"]

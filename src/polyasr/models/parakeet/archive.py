@@ -67,7 +67,7 @@ class NemoArchive:
 
         loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: 20x faster
         try:
-            config = yaml.load(self.read_bytes(CONFIG), Loader=loader)  # noqa: S506 (safe loader)
+            config = yaml.load(self.read_bytes(CONFIG), Loader=loader)
         except yaml.YAMLError as exc:
             raise ModelError(f"{self.path}: {CONFIG} is not valid YAML: {exc}") from None
         if not isinstance(config, dict):
