@@ -230,3 +230,30 @@ def test_the_graph_step_replayed_past_the_end_decides_the_same(model, reference)
     for lang, got in zip(LANGS, spans):
         decisions = [[s.start, s.id, s.end - s.start] for s in got]
         assert decisions == ref["utterances"][lang]["decisions"]
+
+
+def test_local_attention_limits_what_each_frame_sees(model, reference):
+    """With `att_context_size` [w, w] in the config (NeMo's rel_pos_local_attn), an encoder
+    frame does not depend on features beyond its receptive field; with full attention it does.
+    """
+    from dataclasses import replace
+
+    arrays, _ = reference
+    feats = torch.from_numpy(arrays["en_features"])[None]
+    changed = feats.clone()
+    changed[..., -100:] = torch.randn(changed[..., -100:].shape, generator=torch.Generator())
+    lengths = torch.tensor([feats.shape[-1] - 1])
+    encoder = model.model.encoder
+    full_dims = encoder.dims
+
+    def encode(x: torch.Tensor, window: int | None) -> torch.Tensor:
+        encoder.dims = replace(full_dims, attention_window=window)
+        try:
+            with torch.inference_mode():
+                return encoder(x, lengths)[0][0]
+        finally:
+            encoder.dims = full_dims
+
+    assert torch.equal(encode(feats, 2)[:20], encode(changed, 2)[:20])
+    assert not torch.allclose(encode(feats, None)[:20], encode(changed, None)[:20])
+    assert torch.equal(encode(feats, 10_000), encode(feats, None))
