@@ -83,3 +83,9 @@ def concatenated_speech(
             break
         chunks += [load_audio(path).mono(), gap]
     return np.concatenate(chunks)[: int(duration_s * 16000)]
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    """A left-aligned text table with a rule under the header."""
+    lines = render_rows([header, *rows], left=len(header))
+    return "\n".join([lines[0], "-" * len(lines[0]), *lines[1:]])

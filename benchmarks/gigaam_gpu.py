@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from benchlib import table
 
 import polyasr
 from polyasr.models.gigaam.decoding import ctc_greedy, rnnt_greedy
@@ -71,12 +72,6 @@ def speed(ckpt: Path, dtype: torch.dtype) -> list[str]:
         f"{three * 1e3:.1f}",
         f"{full / 60:.4f}",
     ]
-
-
-def table(header: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in [header, *rows]]
-    return "\n".join([lines[0], "-" * len(lines[0]), *lines[1:]])
 
 
 def main() -> None:

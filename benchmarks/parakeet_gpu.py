@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from benchlib import table
 
 import polyasr
 from polyasr.models.parakeet.decoding import tdt_greedy
@@ -113,12 +114,6 @@ def speed(asr, audio: np.ndarray, dtype: torch.dtype) -> list[str]:
         f"{full16 / (16 * seconds):.5f}",
         f"{16 * seconds / full16:.0f}",
     ]
-
-
-def table(header: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in [header, *rows]]
-    return "\n".join([lines[0], "-" * len(lines[0]), *lines[1:]])
 
 
 def main() -> None:

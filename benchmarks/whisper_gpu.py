@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from benchlib import table
 
 import polyasr
 from polyasr.models.whisper.decoding import DecodeConfig, decode_windows
@@ -93,12 +94,6 @@ def timing(name: str, dims: WhisperDims, dtype: torch.dtype, steps: int = 100) -
         torch.cuda.synchronize()
         dec_ms = (time.perf_counter() - t) / steps * 1e3
     return [name, str(dtype).replace("torch.", ""), f"{enc_ms:.1f}", f"{dec_ms:.2f}"]
-
-
-def table(header: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in [header, *rows]]
-    return "\n".join([lines[0], "-" * len(lines[0]), *lines[1:]])
 
 
 def main() -> None:

@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from ...audio import FeatureConfig, log_mel
+from ...audio import FeatureConfig
 from ...audio.features import analysis_window, mel_filters
 from ...checkpoint import load_pickled_checkpoint, to_plain
 from ...devices import resolve_device, resolve_dtype
-from ...errors import ModelError, OptionError
-from ...pipeline.longform import transcribe_many
-from ...types import AudioInput, Segment, TranscribeOptions, Transcript, Word
+from ...errors import ModelError
+from ...types import Segment, TranscribeOptions, Word
+from ..acoustic import AcousticAsr
 from .decoding import ctc_greedy, rnnt_greedy
 from .model import GigaAM, GigaAMDims
 from .tokenizer import GigaAMTokenizer
@@ -89,62 +88,16 @@ def dims_from_config(cfg: dict[str, Any], state: dict[str, torch.Tensor], head: 
     )
 
 
-class GigaAMAsr:
+class GigaAMAsr(AcousticAsr):
     """A loaded GigaAM v3 model (CTC or RNN-T; plain or end-to-end punctuated)."""
 
     family = "gigaam"
-    sample_rate = SAMPLE_RATE
     languages = ("ru",)
     max_input_seconds = 25.0
-    pads_to_max_input = False
-
-    def __init__(
-        self,
-        model: GigaAM,
-        tokenizer: GigaAMTokenizer,
-        features: FeatureConfig,
-        filters: torch.Tensor,
-        window: torch.Tensor,
-        name: str,
-        max_symbols: int = 10,
-    ) -> None:
-        self.model = model
-        self.tokenizer = tokenizer
-        self.features = features
-        self.filters = filters
-        self.window = window
-        self.name = name
-        self.max_symbols = max_symbols
-        self.blank = model.dims.num_classes - 1
 
     @property
-    def device(self) -> torch.device:
-        return self.filters.device
-
-    def _options(
-        self, options: TranscribeOptions | None, overrides: dict[str, Any]
-    ) -> TranscribeOptions:
-        options = TranscribeOptions.resolve(options, overrides)
-        if options.language not in (None, "ru"):
-            raise OptionError(f"{self.name} transcribes Russian only (language 'ru')")
-        if options.task != "transcribe":
-            raise OptionError(f"{self.name} cannot translate")
-        return options
-
-    def log_mel(self, samples: torch.Tensor) -> torch.Tensor:
-        """[feat_in, T] with the checkpoint's filter bank and window."""
-        return log_mel(samples, self.features, filters=self.filters, window=self.window)
-
-    @torch.inference_mode()
-    def encode(self, chunks: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Batched encoder over waveforms of different lengths: states [B, T', d], lengths."""
-        feats = [self.log_mel(torch.from_numpy(c).to(self.device)) for c in chunks]
-        lengths = torch.tensor([f.shape[-1] for f in feats], device=self.device)
-        batch = torch.zeros(len(feats), feats[0].shape[0], int(lengths.max()), device=self.device)
-        for i, f in enumerate(feats):
-            batch[i, :, : f.shape[-1]] = f
-        dtype = next(self.model.parameters()).dtype
-        return self.model.encoder(batch.to(dtype), lengths)
+    def blank(self) -> int:
+        return self.model.dims.num_classes - 1
 
     @torch.inference_mode()
     def recognize(self, chunks: list[np.ndarray]) -> list[tuple[list[int], list[int], int]]:
@@ -191,23 +144,6 @@ class GigaAMAsr:
             end = words[-1].end if words else len(chunk) / SAMPLE_RATE
             out.append([Segment(start=start, end=end, text=text, words=words)])
         return out
-
-    def transcribe(
-        self,
-        audio: AudioInput,
-        options: TranscribeOptions | None = None,
-        progress: Callable[[float, float], None] | None = None,
-        **overrides: Any,
-    ) -> Transcript:
-        """Transcribe one recording of any length (VAD chunks, or fixed windows without VAD)."""
-        options = self._options(options, overrides)
-        return transcribe_many(self, [audio], options, "ru", progress)[0]
-
-    def transcribe_batch(
-        self, audios: list[AudioInput], options: TranscribeOptions | None = None, **overrides: Any
-    ) -> list[Transcript]:
-        """Several recordings whose chunks are decoded in shared batches."""
-        return transcribe_many(self, audios, self._options(options, overrides), "ru")
 
 
 def load_gigaam(

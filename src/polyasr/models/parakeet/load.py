@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from ...audio import FeatureConfig, log_mel
+from ...audio import FeatureConfig
 from ...devices import resolve_device, resolve_dtype
-from ...errors import ModelError, OptionError
-from ...pipeline.longform import transcribe_many
-from ...types import AudioInput, Segment, TranscribeOptions, Transcript, Word
+from ...errors import ModelError
+from ...types import Segment, TranscribeOptions, Word
+from ..acoustic import AcousticAsr
 from .archive import NemoArchive
 from .decoding import tdt_greedy
 from .model import ParakeetDims, ParakeetTDT
@@ -129,61 +128,20 @@ def feature_config(cfg: dict[str, Any]) -> FeatureConfig:
     )
 
 
-class ParakeetAsr:
-    """A loaded Parakeet TDT model: 8x-subsampled FastConformer + TDT greedy decoding."""
+class ParakeetAsr(AcousticAsr):
+    """A loaded Parakeet TDT model: 8x-subsampled FastConformer + TDT greedy decoding. It finds
+    the language itself; a requested language only labels the transcript."""
 
     family = "parakeet"
-    sample_rate = SAMPLE_RATE
     max_input_seconds = 60.0
-    pads_to_max_input = False
-
-    def __init__(
-        self,
-        model: ParakeetTDT,
-        tokenizer: ParakeetTokenizer,
-        features: FeatureConfig,
-        filters: torch.Tensor,
-        window: torch.Tensor,
-        name: str,
-        max_symbols: int = 10,
-    ) -> None:
-        self.model = model
-        self.tokenizer = tokenizer
-        self.features = features
-        self.filters = filters
-        self.window = window
-        self.name = name
-        self.max_symbols = max_symbols
-        self.frame_seconds = features.hop_length * model.dims.subsampling_factor / SAMPLE_RATE
 
     @property
-    def device(self) -> torch.device:
-        return self.filters.device
+    def frame_seconds(self) -> float:
+        return self.features.hop_length * self.model.dims.subsampling_factor / SAMPLE_RATE
 
-    def _options(
-        self, options: TranscribeOptions | None, overrides: dict[str, Any]
-    ) -> TranscribeOptions:
-        options = TranscribeOptions.resolve(options, overrides)
-        if options.task != "transcribe":
-            raise OptionError(f"{self.name} cannot translate")
-        return options
-
-    def log_mel(self, samples: torch.Tensor) -> torch.Tensor:
-        """[n_mels, 1 + N // hop] with the archive's filter bank and window."""
-        return log_mel(samples, self.features, filters=self.filters, window=self.window)
-
-    @torch.inference_mode()
-    def encode(self, chunks: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Batched encoder over waveforms of different lengths: states [B, T', d], lengths."""
-        feats = [self.log_mel(torch.from_numpy(c).to(self.device)) for c in chunks]
-        hop = self.features.hop_length
-        lengths = torch.tensor([max(len(c) // hop, 1) for c in chunks], device=self.device)
-        batch = torch.zeros(len(feats), feats[0].shape[0], int(lengths.max()), device=self.device)
-        for i, f in enumerate(feats):
-            n = min(f.shape[-1], batch.shape[-1])
-            batch[i, :, :n] = f[:, :n]
-        dtype = next(self.model.parameters()).dtype
-        return self.model.encoder(batch.to(dtype), lengths)
+    def feature_length(self, samples: int, frames: int) -> int:
+        """NeMo >= 2.5 counts floor(N / hop) valid frames (one fewer than the STFT gives)."""
+        return max(samples // self.features.hop_length, 1)
 
     @torch.inference_mode()
     def recognize(self, chunks: list[np.ndarray]) -> list[list]:
@@ -224,24 +182,6 @@ class ParakeetAsr:
                 )
                 current = []
         return segments
-
-    def transcribe(
-        self,
-        audio: AudioInput,
-        options: TranscribeOptions | None = None,
-        progress: Callable[[float, float], None] | None = None,
-        **overrides: Any,
-    ) -> Transcript:
-        """Transcribe one recording of any length (VAD chunks, or fixed windows without VAD)."""
-        options = self._options(options, overrides)
-        return transcribe_many(self, [audio], options, options.language, progress)[0]
-
-    def transcribe_batch(
-        self, audios: list[AudioInput], options: TranscribeOptions | None = None, **overrides: Any
-    ) -> list[Transcript]:
-        """Several recordings whose chunks are decoded in shared batches."""
-        options = self._options(options, overrides)
-        return transcribe_many(self, audios, options, options.language)
 
 
 def load_parakeet(
