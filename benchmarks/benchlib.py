@@ -89,3 +89,54 @@ def table(header: list[str], rows: list[list[str]]) -> str:
     """A left-aligned text table with a rule under the header."""
     lines = render_rows([header, *rows], left=len(header))
     return "\n".join([lines[0], "-" * len(lines[0]), *lines[1:]])
+
+
+def time_calls(obj: Any, name: str) -> list[float]:
+    """Wrap method `name` of `obj` so that it adds its wall time to the returned one-item list."""
+    import time
+
+    method, total = getattr(obj, name), [0.0]
+
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        start = time.perf_counter()
+        out = method(*args, **kwargs)
+        total[0] += time.perf_counter() - start
+        return out
+
+    setattr(obj, name, timed)
+    return total
+
+
+def record_calls(obj: Any, name: str) -> list[Any]:
+    """Wrap method `name` of `obj` so that every call's return value is appended to a list."""
+    method, outputs = getattr(obj, name), []
+
+    def recorded(*args: Any, **kwargs: Any) -> Any:
+        out = method(*args, **kwargs)
+        outputs.append(out)
+        return out
+
+    setattr(obj, name, recorded)
+    return outputs
+
+
+def measure_once(result: Any, launched_at: float, prepare: Any) -> None:
+    """In a worker: `prepare()` loads the engine and returns a call giving (text, token ids,
+    encoder seconds); it runs once, and `result` (a dataclass with the load_s, cold_s,
+    transcribe_s, transcribe_cpu_s, encode_s, peak_rss_mb, tokens, text and error fields) is
+    filled and printed. Times count from `launched_at`, the parent's launch of the process."""
+    import time
+
+    try:
+        transcribe = prepare()
+        ready, cpu = time.time(), time.process_time()
+        text, result.tokens, result.encode_s = transcribe()
+        done = time.time()
+        result.text = text.strip()
+        result.transcribe_cpu_s = time.process_time() - cpu
+        result.load_s, result.cold_s = ready - launched_at, done - launched_at
+        result.transcribe_s = done - ready
+    except Exception as exc:  # reported in the table, not raised
+        result.error = f"{type(exc).__name__}: {exc}"
+    result.peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    emit_result(result.__dict__)

@@ -14,7 +14,6 @@ import copy
 import hashlib
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -24,7 +23,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from benchlib import concatenated_speech, emit_result, median_run, render_rows, spawn_worker
+from benchlib import (
+    concatenated_speech,
+    measure_once,
+    median_run,
+    record_calls,
+    render_rows,
+    spawn_worker,
+    time_calls,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("POLYASR_SHARED", REPO_ROOT.parent / "shared"))
@@ -109,26 +116,13 @@ def run_polyasr(ckpt: Path, audio: Path, threads: int, vad: bool) -> Transcribe:
 
     torch.set_num_threads(threads)
     model = polyasr.load(str(ckpt), device="cpu", dtype="float32")
-    encode, recognize = model.encode, model.recognize
-    encode_s = [0.0]
-    recognized: list[tuple[list[int], list[int], int]] = []
-
-    def timed_encode(chunks: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
-        start = time.perf_counter()
-        out = encode(chunks)
-        encode_s[0] += time.perf_counter() - start
-        return out
-
-    def recording_recognize(chunks: list[np.ndarray]) -> list[tuple[list[int], list[int], int]]:
-        out = recognize(chunks)
-        recognized.extend(out)
-        return out
-
-    model.encode, model.recognize = timed_encode, recording_recognize  # instance overrides
+    encode_s = time_calls(model, "encode")
+    recognized = record_calls(model, "recognize")
 
     def transcribe() -> tuple[str, list[int], float]:
         text = model.transcribe(np.load(audio), vad=vad).text
-        return text, [k for tokens, _, _ in recognized for k in tokens], encode_s[0]
+        tokens = [k for batch in recognized for ids, _, _ in batch for k in ids]
+        return text, tokens, encode_s[0]
 
     return transcribe
 
@@ -177,22 +171,10 @@ ENGINE_RUNNERS: dict[str, tuple[Callable[[Path, Path, int, bool], Transcribe], b
 
 def worker(args: argparse.Namespace) -> None:
     """Load one engine, transcribe once, print one JSON line."""
-    start = args.launched_at
+    run, vad = ENGINE_RUNNERS[args.worker]
+    ckpt = checkpoint_path(args.cache_dir, args.head)
     result = Result(head=args.head, engine=args.worker)
-    try:
-        run, vad = ENGINE_RUNNERS[args.worker]
-        transcribe = run(checkpoint_path(args.cache_dir, args.head), args.audio, args.threads, vad)
-        ready, cpu = time.time(), time.process_time()
-        text, result.tokens, result.encode_s = transcribe()
-        done = time.time()
-        result.text = text.strip()
-        result.transcribe_cpu_s = time.process_time() - cpu
-        result.load_s, result.cold_s = ready - start, done - start
-        result.transcribe_s = done - ready
-    except Exception as exc:  # reported in the table, not raised
-        result.error = f"{type(exc).__name__}: {exc}"
-    result.peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-    emit_result(result.__dict__)
+    measure_once(result, args.launched_at, lambda: run(ckpt, args.audio, args.threads, vad))
 
 
 # --- checkpoint build (reference venv) ------------------------------------------------------

@@ -18,7 +18,6 @@ import argparse
 import hashlib
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -28,7 +27,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from benchlib import concatenated_speech, emit_result, median_run, render_rows, spawn_worker
+from benchlib import (
+    concatenated_speech,
+    measure_once,
+    median_run,
+    record_calls,
+    render_rows,
+    spawn_worker,
+    time_calls,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("POLYASR_SHARED", REPO_ROOT.parent / "shared"))
@@ -76,25 +83,12 @@ def run_polyasr(archive: Path, audio: Path, threads: int, vad: bool) -> Transcri
 
     torch.set_num_threads(threads)
     model = polyasr.load(str(archive), device="cpu", dtype="float32")
-    encode, recognize = model.encode, model.recognize
-    encode_s = [0.0]
-    tokens: list[int] = []
-
-    def timed_encode(chunks):
-        start = time.perf_counter()
-        out = encode(chunks)
-        encode_s[0] += time.perf_counter() - start
-        return out
-
-    def recording_recognize(chunks):
-        out = recognize(chunks)
-        tokens.extend(s.id for spans in out for s in spans)
-        return out
-
-    model.encode, model.recognize = timed_encode, recording_recognize  # instance overrides
+    encode_s = time_calls(model, "encode")
+    recognized = record_calls(model, "recognize")
 
     def transcribe() -> tuple[str, list[int], float]:
         text = model.transcribe(np.load(audio), vad=vad).text
+        tokens = [span.id for batch in recognized for spans in batch for span in spans]
         return text, tokens, encode_s[0]
 
     return transcribe
@@ -137,25 +131,10 @@ RUNNERS = {
 
 def worker(args: argparse.Namespace) -> None:
     """Load one engine, transcribe once, print one JSON line."""
-    start = args.launched_at
+    run, vad = RUNNERS[args.worker]
+    archive = args.cache_dir / ARCHIVE_NAME
     result = Result(engine=args.worker)
-    try:
-        run, vad = RUNNERS[args.worker]
-        transcribe = run(args.cache_dir / ARCHIVE_NAME, args.audio, args.threads, vad)
-        ready, cpu = time.time(), time.process_time()
-        text, result.tokens, result.encode_s = transcribe()
-        done = time.time()
-        result.text = text.strip()
-        result.transcribe_cpu_s = time.process_time() - cpu
-        result.load_s, result.cold_s, result.transcribe_s = (
-            ready - start,
-            done - start,
-            done - ready,
-        )
-    except Exception as exc:  # reported in the table, not raised
-        result.error = f"{type(exc).__name__}: {exc}"
-    result.peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    emit_result(result.__dict__)
+    measure_once(result, args.launched_at, lambda: run(archive, args.audio, args.threads, vad))
 
 
 def build(cache: Path, audio: Path, audio_sha: str) -> None:
