@@ -261,6 +261,13 @@ def print_table(runs: dict[str, list[Result]], threads: int, load_avg: float, in
     )
     print("\n".join([lines[0], "-" * len(lines[0]), *lines[1:]]))
     print(*errors, sep="\n")
+    for engine, engine_runs in runs.items():
+        cells = [
+            f"RTF {r.transcribe_s / DURATION_S:.3f} (other CPU {r.other_cpu_s:.1f} s)"
+            for r in engine_runs
+            if not r.error
+        ]
+        print(f"{engine} rounds: " + ", ".join(cells))
     if base is not None and not base.error:
         share = 100 * (base.transcribe_s - base.encode_s) / base.transcribe_s
         print(f"polyasr: TDT decoding and the rest take {share:.0f} % of the call")
