@@ -99,7 +99,14 @@ def cli() -> None:
     help="Temperature schedule for fallback (repeat the option); default 0 0.2 ... 1.0.",
 )
 @click.option("--word-timestamps/--no-word-timestamps", default=False, show_default=True)
-@click.option("--initial-prompt", default=None, help="Text that primes vocabulary and style.")
+@click.option(
+    "--initial-prompt",
+    "--context",
+    "initial_prompt",
+    default=None,
+    help="Text that primes vocabulary and style (Whisper's prompt; Qwen3-ASR's context: hot "
+    "words, names, domain text).",
+)
 @click.option(
     "--condition-on-previous-text/--no-condition-on-previous-text", default=True, show_default=True
 )

@@ -36,7 +36,18 @@ def _parakeet_family() -> Family:
     return Family("parakeet", is_parakeet, load_parakeet)
 
 
-FAMILIES: list[Callable[[], Family]] = [_whisper_family, _gigaam_family, _parakeet_family]
+def _qwen3asr_family() -> Family:
+    from .models.qwen3asr import is_qwen3asr_dir, load_qwen3asr
+
+    return Family("qwen3-asr", is_qwen3asr_dir, load_qwen3asr)
+
+
+FAMILIES: list[Callable[[], Family]] = [
+    _whisper_family,
+    _gigaam_family,
+    _parakeet_family,
+    _qwen3asr_family,
+]
 
 _WHISPER_SIZES = ["tiny", "base", "small", "medium"]
 GIGAAM_VARIANTS = ["ctc", "rnnt", "e2e_ctc", "e2e_rnnt"]
@@ -50,6 +61,8 @@ KNOWN_MODELS: dict[str, str] = {
     **{f"gigaam-v3-{v.replace('_', '-')}": f"ai-sage/GigaAM-v3@{v}" for v in GIGAAM_VARIANTS},
     "parakeet-tdt-0.6b-v2": "nvidia/parakeet-tdt-0.6b-v2",
     "parakeet-tdt-0.6b-v3": "nvidia/parakeet-tdt-0.6b-v3",
+    "qwen3-asr-0.6b": "Qwen/Qwen3-ASR-0.6B",
+    "qwen3-asr-1.7b": "Qwen/Qwen3-ASR-1.7B",
 }
 
 
@@ -79,8 +92,8 @@ def detect_family(directory: Path) -> Family:
             return family
     raise ModelError(
         f"{directory} is not a model polyasr recognizes (expected a Whisper directory with "
-        "config.json, tokenizer.json and model.safetensors, a GigaAM v3 .ckpt or a Parakeet "
-        "TDT .nemo)"
+        "config.json, tokenizer.json and model.safetensors, a Qwen3-ASR directory whose "
+        "config.json has model_type qwen3_asr, a GigaAM v3 .ckpt or a Parakeet TDT .nemo)"
     )
 
 

@@ -33,6 +33,8 @@ class Segment:
     text: str
     words: list[Word] = field(default_factory=list)
     speaker: str | None = None
+    language: str | None = None
+    """ISO code of the language the model tagged this stretch with (Qwen3-ASR), else None."""
     avg_logprob: float | None = None
     no_speech_prob: float | None = None
     compression_ratio: float | None = None
