@@ -140,3 +140,26 @@ def measure_once(result: Any, launched_at: float, prepare: Any) -> None:
         result.error = f"{type(exc).__name__}: {exc}"
     result.peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     emit_result(result.__dict__)
+
+
+def benchmark_parser(description: str, engines: tuple[str, ...], ref_venv: Path) -> Any:
+    """The options every side-by-side CPU benchmark takes, and the hidden worker/build ones."""
+    import argparse
+    import time
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--engines", default=",".join(engines), help="comma-separated subset")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="rounds over all engines (the order rotates)"
+    )
+    parser.add_argument("--cache-dir", type=Path, default=ref_venv / "bench-cache")
+    parser.add_argument("--ref-python", type=Path, default=ref_venv / "bin" / "python")
+    parser.add_argument("--rebuild", action="store_true", help="rebuild the cached model")
+    parser.add_argument("--print-text", action="store_true", help="also print each hypothesis")
+    parser.add_argument("--worker", choices=engines, help=argparse.SUPPRESS)
+    parser.add_argument("--build", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--audio", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--audio-sha", help=argparse.SUPPRESS)
+    parser.add_argument("--launched-at", type=float, default=time.time(), help=argparse.SUPPRESS)
+    return parser

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 from benchlib import (
+    benchmark_parser,
     concatenated_speech,
     measure_once,
     median_run,
@@ -413,23 +414,9 @@ def print_table(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = benchmark_parser(__doc__.splitlines()[0], ENGINES, REF_VENV)
     parser.add_argument("--heads", default=",".join(HEADS), help="comma-separated subset")
-    parser.add_argument("--engines", default=",".join(ENGINES), help="comma-separated subset")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument(
-        "--repeat", type=int, default=3, help="rounds over all rows (order rotates)"
-    )
-    parser.add_argument("--cache-dir", type=Path, default=REF_VENV / "bench-cache")
-    parser.add_argument("--ref-python", type=Path, default=REF_VENV / "bin" / "python")
-    parser.add_argument("--rebuild", action="store_true", help="rebuild the cached checkpoints")
-    parser.add_argument("--print-text", action="store_true", help="also print each hypothesis")
-    parser.add_argument("--worker", choices=ENGINES, help=argparse.SUPPRESS)
     parser.add_argument("--head", choices=list(HEADS), help=argparse.SUPPRESS)
-    parser.add_argument("--build", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--audio", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--audio-sha", help=argparse.SUPPRESS)
-    parser.add_argument("--launched-at", type=float, default=time.time(), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         return worker(args)

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 from benchlib import (
+    benchmark_parser,
     concatenated_speech,
     measure_once,
     median_run,
@@ -280,18 +281,7 @@ def print_table(runs: dict[str, list[Result]], threads: int, load_avg: float, in
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--engines", default=",".join(ENGINES), help="comma-separated subset")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--repeat", type=int, default=3, help="rounds over all engines")
-    parser.add_argument("--cache-dir", type=Path, default=REF_VENV / "bench-cache")
-    parser.add_argument("--ref-python", type=Path, default=REF_VENV / "bin" / "python")
-    parser.add_argument("--rebuild", action="store_true", help="rebuild the cached archive")
-    parser.add_argument("--worker", choices=ENGINES, help=argparse.SUPPRESS)
-    parser.add_argument("--build", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--audio", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--audio-sha", help=argparse.SUPPRESS)
-    parser.add_argument("--launched-at", type=float, default=time.time(), help=argparse.SUPPRESS)
+    parser = benchmark_parser(__doc__.splitlines()[0], ENGINES, REF_VENV)
     args = parser.parse_args()
     if args.worker:
         return worker(args)
@@ -313,6 +303,9 @@ def main() -> None:
                 print(f"round {round_ + 1}: {engine} ...", file=sys.stderr, flush=True)
                 runs[engine].append(run_worker(engine, args, audio))
     print_table(runs, args.threads, load_avg, info)
+    if args.print_text:
+        for engine, engine_runs in runs.items():
+            print(f"\n[{engine}] {median_run(engine_runs).text}")
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from benchlib import children_cpu_s, machine_busy_s, median_run, render_rows
+from benchlib import benchmark_parser, children_cpu_s, machine_busy_s, median_run, render_rows
 from gigaam_cpu import DURATION_S, SAMPLE_RATE, default_audio
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -372,18 +372,7 @@ def print_table(runs: dict[str, list[Result]], threads: int, load_avg: float, in
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--engines", default=",".join(ENGINES), help="comma-separated subset")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--repeat", type=int, default=3, help="rounds over all engines")
-    parser.add_argument("--cache-dir", type=Path, default=REF_VENV / "bench-cache")
-    parser.add_argument("--ref-python", type=Path, default=REF_VENV / "bin" / "python")
-    parser.add_argument("--rebuild", action="store_true", help="rebuild the cached model")
-    parser.add_argument("--print-text", action="store_true", help="also print each hypothesis")
-    parser.add_argument("--worker", choices=ENGINES, help=argparse.SUPPRESS)
-    parser.add_argument("--build", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--audio", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--launched-at", type=float, default=time.time(), help=argparse.SUPPRESS)
+    parser = benchmark_parser(__doc__.splitlines()[0], ENGINES, REF_VENV)
     args = parser.parse_args()
     if args.worker:
         return worker(args)
