@@ -85,9 +85,10 @@ def concatenated_speech(
     return np.concatenate(chunks)[: int(duration_s * 16000)]
 
 
-def table(header: list[str], rows: list[list[str]]) -> str:
-    """A left-aligned text table with a rule under the header."""
-    lines = render_rows([header, *rows], left=len(header))
+def table(header: list[str], rows: list[list[str]], left: int | None = None) -> str:
+    """A text table with a rule under the header; the first `left` columns (all by default)
+    are left-aligned, the others right-aligned."""
+    lines = render_rows([header, *rows], left=len(header) if left is None else left)
     return "\n".join([lines[0], "-" * len(lines[0]), *lines[1:]])
 
 

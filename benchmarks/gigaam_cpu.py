@@ -29,8 +29,8 @@ from benchlib import (
     measure_once,
     median_run,
     record_calls,
-    render_rows,
     spawn_worker,
+    table,
     time_calls,
 )
 
@@ -380,7 +380,6 @@ def print_table(
                 f"{r.other_cpu_s:.1f}",
             ]
         )
-    lines = render_rows(rows, left=2)
     repeats = max(len(r) for r in runs.values())
     print(
         f"\nGigaAM v3 (real size, random weights) on CPU, fp32, {threads} threads, "
@@ -388,7 +387,7 @@ def print_table(
         "round with one cold call (no warm-up); each row is the engine's median run, RTF range "
         f"over all rounds; load average before the run: {load_avg:.2f}.\n"
     )
-    print("\n".join([lines[0], "-" * len(lines[0]), *lines[1:]]))
+    print(table(rows[0], rows[1:], left=2))
     print(*errors, sep="\n")
     for head in HEADS:
         base = median_run(runs[(head, "polyasr")]) if (head, "polyasr") in runs else None

@@ -33,8 +33,8 @@ from benchlib import (
     measure_once,
     median_run,
     record_calls,
-    render_rows,
     spawn_worker,
+    table,
     time_calls,
 )
 
@@ -252,7 +252,6 @@ def print_table(runs: dict[str, list[Result]], threads: int, load_avg: float, in
                 f"{r.other_cpu_s:.1f}",
             ]
         )
-    lines = render_rows(rows, left=1)
     repeats = max(len(r) for r in runs.values())
     print(
         f"\nParakeet TDT 0.6B (real size, random weights, {info['parameters'] / 1e6:.1f} M "
@@ -260,7 +259,7 @@ def print_table(runs: dict[str, list[Result]], threads: int, load_avg: float, in
         f"{info['tokens']} tokens; {repeats} round(s), a fresh process per engine and round, one "
         f"cold call each; rows are medians; load average before: {load_avg:.2f}.\n"
     )
-    print("\n".join([lines[0], "-" * len(lines[0]), *lines[1:]]))
+    print(table(rows[0], rows[1:], left=1))
     print(*errors, sep="\n")
     for engine, engine_runs in runs.items():
         cells = [

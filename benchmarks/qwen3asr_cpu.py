@@ -26,13 +26,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from benchlib import benchmark_parser, children_cpu_s, machine_busy_s, median_run, render_rows
+from benchlib import benchmark_parser, emit_result, median_run, spawn_worker, table
 from gigaam_cpu import DURATION_S, SAMPLE_RATE, default_audio
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 REF_VENV = REPO_ROOT / ".ref-venv-qwen"
 GOLDEN = REPO_ROOT / "tests" / "golden"
-RESULT_PREFIX = "BENCH_RESULT "
 ENGINES = ("polyasr", "polyasr-1piece", "official")
 TOKENS = 150  # 2.5 text tokens per second of audio, a realistic rate
 WINDOW_S = 30.0  # polyasr's pieces with vad=False: 2 x 30 s, decoded as one batch
@@ -218,7 +217,7 @@ def worker(args: argparse.Namespace) -> None:
     except Exception as exc:  # reported in the table, not raised
         result.error = f"{type(exc).__name__}: {exc}"
     result.peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-    print(RESULT_PREFIX + json.dumps(result.__dict__, ensure_ascii=False), flush=True)
+    emit_result(result.__dict__)
 
 
 # --- model build (reference venv) -----------------------------------------------------------
@@ -290,16 +289,9 @@ def run_worker(engine: str, args: argparse.Namespace, audio: Path) -> Result:
     flags = {"--audio": audio, "--threads": args.threads, "--cache-dir": args.cache_dir}
     flags["--launched-at"] = time.time()
     cmd = [str(python), __file__, "--worker", engine, *map(str, sum(flags.items(), ()))]
-    busy_before, children_before = machine_busy_s(), children_cpu_s()
-    proc = subprocess.run(cmd, env=worker_env(args), capture_output=True, text=True)
-    other_cpu_s = machine_busy_s() - busy_before - (children_cpu_s() - children_before)
-    lines = [line for line in proc.stdout.splitlines() if line.startswith(RESULT_PREFIX)]
-    if lines:
-        result = Result(**json.loads(lines[-1][len(RESULT_PREFIX) :]))
-    else:
-        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        result = Result(engine=engine, error=f"worker exited {proc.returncode}: {tail}")
-    result.other_cpu_s = max(other_cpu_s, 0.0)
+    data, error, other_cpu_s = spawn_worker(cmd, worker_env(args))
+    result = Result(**data) if data else Result(engine=engine, error=error)
+    result.other_cpu_s = other_cpu_s
     return result
 
 
@@ -347,7 +339,6 @@ def print_table(runs: dict[str, list[Result]], threads: int, load_avg: float, in
                 f"{r.other_cpu_s:.1f}",
             ]
         )
-    lines = render_rows(rows, left=1)
     repeats = max(len(r) for r in runs.values())
     print(
         f"\nQwen3-ASR-0.6B (real size, random weights, {info['parameters'] / 1e6:.1f} M "
@@ -356,7 +347,7 @@ def print_table(runs: dict[str, list[Result]], threads: int, load_avg: float, in
         "round with one cold call (no warm-up); each row is the engine's median run, RTF range "
         f"over all rounds; load average before the run: {load_avg:.2f}.\n"
     )
-    print("\n".join([lines[0], "-" * len(lines[0]), *lines[1:]]))
+    print(table(rows[0], rows[1:], left=1))
     print(*errors, sep="\n")
     print(
         "\nvs polyasr = engine RTF / polyasr RTF (>1 means polyasr is faster). polyasr: the "

@@ -12,7 +12,6 @@ import argparse
 import json
 import os
 import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -24,14 +23,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from benchlib import children_cpu_s, machine_busy_s, median_run, render_rows
+from benchlib import emit_result, median_run, spawn_worker, table
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("POLYASR_SHARED", REPO_ROOT.parent / "shared"))
 SAMPLE_RATE = 16_000
 MIN_AUDIO_S = 128.0
 GAP_S = 1.5
-RESULT_PREFIX = "BENCH_RESULT "
 
 
 @dataclass
@@ -219,7 +217,7 @@ def worker(args: argparse.Namespace) -> None:
     except Exception as exc:  # reported in the table, not raised
         result.error = f"{type(exc).__name__}: {exc}"
     result.peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-    print(RESULT_PREFIX + json.dumps(result.__dict__), flush=True)
+    emit_result(result.__dict__)
 
 
 # --- parent: audio, subprocesses, table -----------------------------------------------------
@@ -268,16 +266,9 @@ def run_worker(engine: str, args: argparse.Namespace, audio: Path) -> Result:
     flags = {"--model": args.model, "--audio": audio, "--threads": args.threads}
     flags |= {"--cache-dir": args.cache_dir, "--launched-at": time.time()}
     cmd = [sys.executable, __file__, "--worker", engine, *map(str, sum(flags.items(), ()))]
-    busy_before, children_before = machine_busy_s(), children_cpu_s()
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    other_cpu_s = machine_busy_s() - busy_before - (children_cpu_s() - children_before)
-    lines = [line for line in proc.stdout.splitlines() if line.startswith(RESULT_PREFIX)]
-    if lines:
-        result = Result(**json.loads(lines[-1][len(RESULT_PREFIX) :]))
-    else:
-        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        result = Result(engine=engine, error=f"worker exited {proc.returncode}: {tail}")
-    result.other_cpu_s = max(other_cpu_s, 0.0)
+    data, error, other_cpu_s = spawn_worker(cmd, env)
+    result = Result(**data) if data else Result(engine=engine, error=error)
+    result.other_cpu_s = other_cpu_s
     return result
 
 
@@ -336,7 +327,6 @@ def print_table(
                 f"{r.other_cpu_s:.1f}",
             ]
         )
-    lines = render_rows(rows, left=1)
     repeats = max(len(r) for r in runs.values())
     print(
         f"\nwhisper-base on CPU, {threads} threads, {duration:.1f} s of English speech; "
@@ -344,7 +334,7 @@ def print_table(
         "warm-up); each row is the engine's median run, RTF range over all rounds; "
         f"load average before the run: {load_avg:.2f}.\n"
     )
-    print("\n".join([lines[0], "-" * len(lines[0]), *lines[1:]]))
+    print(table(rows[0], rows[1:], left=1))
     for r in results:
         if r.error:
             print(f"{r.engine}: {r.error}")

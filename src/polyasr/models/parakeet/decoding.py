@@ -25,6 +25,8 @@ class _Batch:
 
     enc: Tensor  # [B, T', H] encoder frames through the joint's encoder projection
     lengths: Tensor  # [B]
+    last: Tensor  # [B] last valid frame (0 for an empty utterance)
+    rows: Tensor  # [B] 0 ... B-1, to pick each utterance's current frame
     t: Tensor  # [B] current frame
     repeats: Tensor  # [B] tokens emitted in a row at the current frame with duration 0
     h: Tensor  # [layers, B, H] prediction network state
@@ -44,9 +46,12 @@ def _start(model: ParakeetTDT, states: Tensor, lengths: Tensor, capacity: int) -
     h = states.new_zeros(lstm.num_layers, batch, lstm.hidden_size)
     g, h, c = lstm_step(lstm, states.new_zeros(batch, lstm.input_size), h, torch.zeros_like(h))
     t = torch.zeros(batch, dtype=torch.long, device=device)
+    lengths = lengths.to(device)
     return _Batch(
         enc=model.joint.enc(states),
-        lengths=lengths.to(device),
+        lengths=lengths,
+        last=(lengths - 1).clamp(min=0),
+        rows=torch.arange(batch, device=device),
         t=t,
         repeats=torch.zeros_like(t),
         h=h,
@@ -64,9 +69,7 @@ def _step(model: ParakeetTDT, s: _Batch, durations: Tensor, max_symbols: int, la
     the graph-captured step runs it unconditionally (its results are discarded anyway).
     """
     blank = model.dims.blank
-    frames = torch.minimum(s.t, (s.lengths - 1).clamp(min=0))
-    rows = torch.arange(s.t.shape[0], device=s.t.device)
-    logits = model.joint(s.enc[rows, frames], s.pred)
+    logits = model.joint(s.enc[s.rows, torch.minimum(s.t, s.last)], s.pred)
     token = logits[:, : blank + 1].argmax(dim=-1)
     duration = durations[logits[:, blank + 1 :].argmax(dim=-1)]
     active = s.t < s.lengths

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from ...audio import FeatureConfig
+from ...audio.features import analysis_window, mel_filters
 from ...devices import resolve_device, resolve_dtype
 from ...errors import ModelError
 from ...types import Segment, TranscribeOptions, Word
@@ -206,12 +207,8 @@ def load_parakeet(
     torch_dtype = resolve_dtype(dtype, dev)
     window = state.pop("preprocessor.featurizer.window", None)
     filters = state.pop("preprocessor.featurizer.fb", None)
-    window = window.float() if window is not None else None
-    filters = filters[0].float() if filters is not None else None
-    if window is None or filters is None:
-        from ...audio.features import analysis_window, mel_filters
-
-        window, filters = analysis_window(features), mel_filters(features)
+    window = (window if window is not None else analysis_window(features)).float()
+    filters = (filters[0] if filters is not None else mel_filters(features)).float()
     with torch.device("meta"):
         model = ParakeetTDT(dims)
     expected = set(model.state_dict())
