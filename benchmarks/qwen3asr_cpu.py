@@ -15,7 +15,6 @@ import argparse
 import hashlib
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -26,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from benchlib import benchmark_parser, emit_result, median_run, spawn_worker, table
+from benchlib import benchmark_parser, measure_once, median_run, spawn_worker, table
 from gigaam_cpu import DURATION_S, SAMPLE_RATE, default_audio
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -202,22 +201,19 @@ ENGINE_RUNNERS: dict[str, tuple[Callable[[Path, Path, int, bool], Transcribe], b
 
 def worker(args: argparse.Namespace) -> None:
     """Load one engine, transcribe once, print one JSON line."""
-    start = args.launched_at
     result = Result(engine=args.worker)
-    try:
-        run, one_piece = ENGINE_RUNNERS[args.worker]
+    run, one_piece = ENGINE_RUNNERS[args.worker]
+
+    def prepare():
         transcribe = run(args.cache_dir / "model", args.audio, args.threads, one_piece)
-        ready, cpu = time.time(), time.process_time()
-        text = transcribe(result)
-        done = time.time()
-        result.text = text.strip()
-        result.transcribe_cpu_s = time.process_time() - cpu
-        result.load_s, result.cold_s = ready - start, done - start
-        result.transcribe_s = done - ready
-    except Exception as exc:  # reported in the table, not raised
-        result.error = f"{type(exc).__name__}: {exc}"
-    result.peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-    emit_result(result.__dict__)
+
+        def call() -> tuple[str, list[int], float]:
+            text = transcribe(result)  # also fills the per-phase times and the token ids
+            return text, result.tokens, result.encode_s
+
+        return call
+
+    measure_once(result, args.launched_at, prepare)
 
 
 # --- model build (reference venv) -----------------------------------------------------------
