@@ -7,6 +7,7 @@ from conftest import shared_path
 
 from polyasr import AudioError
 from polyasr.audio import load_audio
+from polyasr.errors import AudioWarning
 
 
 def _write_video_frames(out, stream):
@@ -121,6 +122,83 @@ def test_directory_and_video_without_audio_are_rejected(tmp_path):
         load_audio(path)
 
 
-def test_invalid_arrays_are_rejected():
-    with pytest.raises(AudioError):
-        load_audio(np.zeros((0,), np.float32))
+@pytest.mark.parametrize(
+    ("array", "message"),
+    [
+        (np.zeros((0,), np.float32), "must be non-empty"),
+        (np.zeros((2, 3, 4), np.float32), "must be non-empty with shape"),
+        (np.array([0.1, np.nan, 0.2], np.float32), "NaN or infinite"),
+        (np.array([0.1, np.inf], np.float64), "NaN or infinite"),
+        (np.zeros(100, np.complex64), "of type complex64"),
+        (np.zeros((100, 100), np.float32), "100 channels"),
+    ],
+)
+def test_invalid_arrays_are_rejected(array, message):
+    with pytest.raises(AudioError, match=message):
+        load_audio(array)
+
+
+def test_arrays_in_either_channel_layout_and_integer_pcm(speech):
+    stereo = speech[:, :16000]  # [2, n]
+    by_rows = load_audio(stereo.T.copy())  # [n, 2], as soundfile returns
+    assert by_rows.samples.shape == (2, 16000)
+    assert np.array_equal(by_rows.samples, stereo)
+    pcm16 = np.round(stereo.T * 32767).astype(np.int16)
+    assert np.abs(load_audio(pcm16).samples - stereo).max() < 1e-4
+    pcm32 = (stereo.T.astype(np.float64) * 2**31).clip(-(2**31), 2**31 - 1).astype(np.int32)
+    assert np.abs(load_audio(pcm32).samples - stereo).max() < 1e-6
+    pcm8 = np.round(stereo * 127 + 128).astype(np.uint8)
+    assert np.abs(load_audio(pcm8).samples - stereo).max() < 1e-2
+
+
+def test_arrays_at_another_rate_are_resampled(speech):
+    import soxr
+
+    at_48k = soxr.resample(speech[0], 16000, 48000).astype(np.float32)
+    audio = load_audio(at_48k, input_rate=48000)
+    assert audio.samples.shape[1] == speech.shape[1]
+    assert _best_correlation(audio.mono(), speech[0], max_lag=100) > 0.99
+
+
+def test_bytes_and_file_objects_decode_like_the_path():
+    path = shared_path("data", "en", "jfk.flac")
+    expected = load_audio(path).samples
+    assert np.array_equal(load_audio(path.read_bytes()).samples, expected)
+    with open(path, "rb") as handle:
+        assert np.array_equal(load_audio(handle).samples, expected)
+    with pytest.raises(AudioError, match="cannot decode <audio bytes>"):
+        load_audio(b"not audio" * 100)
+    with pytest.raises(AudioError, match="audio data is empty"):
+        load_audio(b"")
+    with pytest.raises(AudioError, match="unsupported audio input of type int"):
+        load_audio(42)
+
+
+def test_a_decoding_error_midway_warns_with_how_much_was_read(monkeypatch):
+    """FFmpeg skips most damage silently; when it does fail after some frames, the audio read
+    so far is kept and a warning says how much that was."""
+    path = shared_path("data", "en", "jfk.flac")
+    real_open = av.open
+
+    class Failing:
+        def __init__(self, container):
+            self.container = container
+            self.streams = container.streams
+            self.duration = container.duration
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.container.close()
+
+        def decode(self, stream):
+            for i, frame in enumerate(self.container.decode(stream)):
+                if i == 40:
+                    raise av.error.InvalidDataError(1094995529, "Invalid data found")
+                yield frame
+
+    monkeypatch.setattr(av, "open", lambda *a, **k: Failing(real_open(*a, **k)))
+    with pytest.warns(AudioWarning, match=r"decoding stopped after 4\.\d s of 11\.0 s"):
+        audio = load_audio(path)
+    assert 4.0 < audio.duration < 5.0

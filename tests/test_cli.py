@@ -1,10 +1,12 @@
 """The command line: outputs, several files, errors as one line with a non-zero exit."""
 
 import json
+from pathlib import Path
 
 import pytest
 from conftest import shared_path
 
+import polyasr.audio.io
 from polyasr.cli import main
 
 
@@ -85,3 +87,53 @@ def test_models_lists_known_names(capsys):
     assert main(["models"]) == 0
     out = capsys.readouterr().out
     assert "whisper-large-v3-turbo" in out and "openai/whisper-base" in out
+
+
+GIGAAM = Path(__file__).parent / "golden" / "gigaam-v3-ctc"
+
+
+def test_inputs_with_the_same_stem_get_distinct_outputs(tmp_path, capsys):
+    clip = shared_path("data", "ru", "pisets_test_sound_ru.flac").read_bytes()
+    inputs = [tmp_path / "x" / "a.flac", tmp_path / "x" / "a.ogg", tmp_path / "y" / "a.flac"]
+    for path in inputs:
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(clip)
+    out = tmp_path / "out"
+    args = ["transcribe", *map(str, inputs), str(inputs[0]), "-m", str(GIGAAM), "-q"]
+    assert main([*args, "-f", "json", "-o", str(out)]) == 0
+    written = sorted(p.name for p in out.iterdir())
+    assert written == ["a.ogg.json", "x_a.flac.json", "y_a.flac.json"]
+    for name in written:
+        assert json.loads((out / name).read_text())["text"]
+
+
+def test_a_failed_write_is_one_line_and_the_other_files_are_written(tmp_path, capsys):
+    clip = shared_path("data", "ru", "pisets_test_sound_ru.flac")
+    other = tmp_path / "b.flac"
+    other.write_bytes(clip.read_bytes())
+    out = tmp_path / "out"
+    (out / "b.txt").mkdir(parents=True)  # a folder where the output file should go
+    code = main(["transcribe", str(other), str(clip), "-m", str(GIGAAM), "-q", "-o", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1
+    assert len(err) == 1 and err[0].startswith(f"error: cannot write {out / 'b.txt'}: ")
+    assert (out / "pisets_test_sound_ru.txt").read_text().strip()
+
+
+def test_a_partly_decodable_file_is_a_one_line_warning(tmp_path, capsys, monkeypatch):
+    import warnings
+
+    from polyasr.errors import AudioWarning
+
+    real = polyasr.audio.io._decode
+
+    def partial(source, name):
+        warnings.warn(f"{name}: decoding stopped after 1.0 s", AudioWarning, stacklevel=2)
+        return real(source, name)
+
+    monkeypatch.setattr(polyasr.audio.io, "_decode", partial)
+    clip = shared_path("data", "ru", "pisets_test_sound_ru.flac")
+    assert main(["transcribe", str(clip), "-m", str(GIGAAM), "-q"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err.strip().splitlines() == [f"warning: {clip}: decoding stopped after 1.0 s"]
+    assert captured.out.strip()

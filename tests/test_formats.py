@@ -1,8 +1,10 @@
 import json
 import re
 
-from polyasr import Segment, Transcript, Word
-from polyasr.formats import formats_for, to_json, to_srt, to_txt, to_vtt, write_atomic
+import pytest
+
+from polyasr import OptionError, Segment, Transcript, Word
+from polyasr.formats import WRITERS, formats_for, to_json, to_srt, to_txt, to_vtt, write_atomic
 
 TRANSCRIPT = Transcript(
     text="Hello there. General Kenobi!",
@@ -62,8 +64,19 @@ def test_txt_one_line_per_segment():
     assert to_txt(Transcript(text="", segments=[])) == ""
 
 
-def test_all_expands_to_every_format():
-    assert formats_for("all") == ["txt", "json", "srt", "vtt"]
+def test_every_format_of_all_writes_the_segments_and_unknown_ones_are_refused():
+    parsers = {
+        "txt": lambda text: text.splitlines(),
+        "json": lambda text: [s["text"] for s in json.loads(text)["segments"] if s["text"].strip()],
+        "srt": lambda text: SRT_CUE.findall(text),
+        "vtt": lambda text: VTT_CUE.findall(text),
+    }
+    names = formats_for("all")
+    assert sorted(names) == sorted(parsers)
+    for name in names:
+        assert len(parsers[name](WRITERS[name](TRANSCRIPT))) == 2, name
+    with pytest.raises(OptionError, match="unknown format 'docx'"):
+        formats_for("docx")
 
 
 def test_write_atomic_replaces_whole_file_and_leaves_no_temp(tmp_path):

@@ -40,7 +40,8 @@ class _Recorder:
 def reference_model():
     """The package's TorchScript model (`load_silero_vad()`), used only as the reference."""
     threads = torch.get_num_threads()
-    silero_vad = pytest.importorskip("silero_vad")  # its import calls torch.set_num_threads(1)
+    import silero_vad  # a core dependency; its import calls torch.set_num_threads(1)
+
     torch.set_num_threads(threads)
     return silero_vad, _Recorder(silero_vad.load_silero_vad())
 

@@ -24,7 +24,6 @@ def test_wer_on_real_speech(whisper_base, language, bound):
         )
         refs.append(row["text"])
         hyps.append(result.text)
-        assert result.language == language
         assert result.duration == pytest.approx(row["duration_s"], abs=0.05)
     assert wer(refs, hyps) <= bound
 

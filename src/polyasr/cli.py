@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import os
 import sys
+import warnings
 from functools import partial
 from pathlib import Path
 
 import click
 
 from .errors import PolyasrError
-from .formats import WRITERS, formats_for, write_atomic
+from .formats import WRITERS, formats_for, output_stems, write_atomic
 
 DEFAULT_MODEL = "whisper-small"
 
@@ -155,8 +156,10 @@ def transcribe(
         **({"temperatures": tuple(temperatures)} if temperatures else {}),
     )
     asr = polyasr.load(model, device=device, dtype=None if dtype == "auto" else dtype)
+    files = tuple(dict.fromkeys(files))  # the same file twice is transcribed once
+    stems = output_stems(list(files))
     failures = 0
-    for path in files:
+    for path, stem in zip(files, stems):
         try:
             with _progress_bar(not quiet) as bar:
                 job = bar.add_task(path.name, total=0)
@@ -165,19 +168,24 @@ def transcribe(
             failures += 1
             click.echo(f"error: {exc}", err=True)
             continue
+        if output_dir is not None:
+            try:
+                for name in formats:
+                    target = output_dir / f"{stem}.{name}"
+                    write_atomic(target, WRITERS[name](result))
+            except OSError as exc:
+                failures += 1
+                click.echo(f"error: cannot write {target}: {exc.strerror or exc}", err=True)
+            continue
         for name in formats:
             text = WRITERS[name](result)
-            if output_dir is not None:
-                write_atomic(output_dir / f"{path.stem}.{name}", text)
-            else:
-                if len(files) > 1 and name != "json":
-                    click.echo(f"==> {path} <==")
-                if name == "json" and len(files) > 1:
-                    text = (
-                        json.dumps({"file": str(path), **result.to_dict()}, ensure_ascii=False)
-                        + "\n"
-                    )
-                click.echo(text, nl=False)
+            if len(files) > 1 and name != "json":
+                click.echo(f"==> {path} <==")
+            if name == "json" and len(files) > 1:
+                text = (
+                    json.dumps({"file": str(path), **result.to_dict()}, ensure_ascii=False) + "\n"
+                )
+            click.echo(text, nl=False)
     if failures:
         raise SystemExit(1)
 
@@ -212,8 +220,19 @@ def _cached_repos() -> dict[str, int]:
     return {r.repo_id: r.size_on_disk for r in info.repos if r.repo_type == "model"}
 
 
+def _warning_line(message, category, filename, lineno, file=None, line=None) -> None:
+    click.echo(f"warning: {message}", err=True)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: every error becomes one line on stderr and a non-zero exit code."""
+    """Entry point: every error becomes one line on stderr and a non-zero exit code; each
+    warning is one line too."""
+    with warnings.catch_warnings():
+        warnings.showwarning = _warning_line
+        return _run(argv)
+
+
+def _run(argv: list[str] | None) -> int:
     try:
         cli.main(args=argv, prog_name="polyasr", standalone_mode=False)
     except click.exceptions.Abort:

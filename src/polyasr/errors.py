@@ -17,3 +17,7 @@ class ModelError(PolyasrError):
 
 class OptionError(PolyasrError):
     """An option has an unknown or invalid value."""
+
+
+class AudioWarning(UserWarning):
+    """The audio was only partly readable; what was read is still transcribed."""

@@ -69,6 +69,23 @@ def formats_for(name: str) -> list[str]:
     return [name]
 
 
+def output_stems(paths: list[Path]) -> list[str]:
+    """A distinct output name for each input: its stem, or where stems collide its file name,
+    then its folders joined by "_" until the names differ (`a.wav a.mp3` -> `a.wav`, `a.mp3`;
+    `x/a.wav y/a.wav` -> `x_a.wav`, `y_a.wav`)."""
+    parts = [Path(os.path.abspath(p)).parts for p in paths]
+    names = [Path(p).stem for p in paths]
+    for level in range(1, max((len(p) for p in parts), default=0) + 1):
+        clashing = {n for n in names if names.count(n) > 1}
+        if not clashing:
+            break
+        names = [
+            "_".join(part[-level:]).lstrip("/") if name in clashing else name
+            for name, part in zip(names, parts)
+        ]
+    return names
+
+
 def write_atomic(path: Path, text: str) -> None:
     """Write via a temporary file in the same folder, then rename: never a half-written file."""
     path.parent.mkdir(parents=True, exist_ok=True)

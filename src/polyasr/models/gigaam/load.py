@@ -11,11 +11,12 @@ import torch
 
 from ...audio import FeatureConfig
 from ...audio.features import analysis_window, mel_filters
-from ...checkpoint import load_pickled_checkpoint, to_plain
 from ...devices import resolve_device, resolve_dtype
 from ...errors import ModelError
+from ...safe_pickle import load_pickle, plain
 from ...types import Segment, TranscribeOptions, Word
 from ..acoustic import AcousticAsr
+from ..materialize import materialize
 from .decoding import ctc_greedy, rnnt_greedy
 from .model import GigaAM, GigaAMDims
 from .tokenizer import GigaAMTokenizer
@@ -45,47 +46,70 @@ def is_gigaam(path: Path) -> bool:
     )
 
 
-def _hub_config(directory: Path) -> dict[str, Any]:
+def _hub_config(config: Path) -> dict[str, Any]:
     """The model cfg nested in the hub copy's config.json (the dict with encoder and head)."""
-    stack = [json.loads((directory / "config.json").read_text(encoding="utf-8"))]
+    try:
+        stack = [json.loads(config.read_text(encoding="utf-8"))]
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelError(f"cannot read {config}: {exc}") from None
     while stack:
         node = stack.pop()
         if isinstance(node, dict):
             if "encoder" in node and "head" in node:
                 return node
             stack.extend(node.values())
-    return {}
+    raise ModelError(f"{config} holds no GigaAM model configuration (encoder and head)")
 
 
-def dims_from_config(cfg: dict[str, Any], state: dict[str, torch.Tensor], head: str) -> GigaAMDims:
-    enc = cfg.get("encoder", {})
+def _section(cfg: dict[str, Any], name: str, where: Path) -> dict[str, Any]:
+    value = cfg.get(name) or {}
+    if not isinstance(value, dict):
+        raise ModelError(f"{where}: the {name} configuration is not a mapping")
+    return value
+
+
+def _tensor(state: dict[str, torch.Tensor], key: str, ndim: int, where: Path) -> torch.Tensor:
+    value = state.get(key)
+    if value is None or value.dim() != ndim:
+        raise ModelError(f"{where} lacks the tensor {key} (an incomplete or different checkpoint)")
+    return value
+
+
+def dims_from_config(
+    cfg: dict[str, Any], state: dict[str, torch.Tensor], head: str, where: Path
+) -> GigaAMDims:
+    enc = _section(cfg, "encoder", where)
     if head == "ctc":
-        num_classes = state["head.decoder_layers.0.weight"].shape[0]
+        num_classes = _tensor(state, "head.decoder_layers.0.weight", 3, where).shape[0]
         pred_hidden = joint_hidden = 0
     else:
-        num_classes = state["head.joint.joint_net.1.weight"].shape[0]
-        pred_hidden = state["head.decoder.embed.weight"].shape[1]
-        joint_hidden = state["head.joint.enc.weight"].shape[0]
+        num_classes = _tensor(state, "head.joint.joint_net.1.weight", 2, where).shape[0]
+        pred_hidden = _tensor(state, "head.decoder.embed.weight", 2, where).shape[1]
+        joint_hidden = _tensor(state, "head.joint.enc.weight", 2, where).shape[0]
     if (
         enc.get("subsampling", "conv1d") != "conv1d"
         or enc.get("self_attention_model", "rotary") != "rotary"
     ):
         raise ModelError(
-            "only GigaAM v3 checkpoints (conv1d subsampling, rotary attention) are supported"
+            f"{where}: only GigaAM v3 checkpoints (conv1d subsampling, rotary attention) "
+            "are supported"
         )
-    return GigaAMDims(
-        feat_in=enc.get("feat_in", 64),
-        n_layers=enc.get("n_layers", 16),
-        d_model=enc.get("d_model", 768),
-        n_heads=enc.get("n_heads", 16),
-        ff_expansion=enc.get("ff_expansion_factor", 4),
-        subs_kernel=enc.get("subs_kernel_size", 5),
-        conv_kernel=enc.get("conv_kernel_size", 5),
-        rope_base=float(enc.get("pos_emb_max_len", 5000)),
-        num_classes=num_classes,
-        pred_hidden=pred_hidden,
-        joint_hidden=joint_hidden,
-    )
+    try:
+        return GigaAMDims(
+            feat_in=int(enc.get("feat_in", 64)),
+            n_layers=int(enc.get("n_layers", 16)),
+            d_model=int(enc.get("d_model", 768)),
+            n_heads=int(enc.get("n_heads", 16)),
+            ff_expansion=int(enc.get("ff_expansion_factor", 4)),
+            subs_kernel=int(enc.get("subs_kernel_size", 5)),
+            conv_kernel=int(enc.get("conv_kernel_size", 5)),
+            rope_base=float(enc.get("pos_emb_max_len", 5000)),
+            num_classes=num_classes,
+            pred_hidden=pred_hidden,
+            joint_hidden=joint_hidden,
+        )
+    except (TypeError, ValueError) as exc:
+        raise ModelError(f"{where}: invalid encoder configuration ({exc})") from None
 
 
 class GigaAMAsr(AcousticAsr):
@@ -153,55 +177,58 @@ def load_gigaam(
     ckpt_path = find_checkpoint(path)
     if ckpt_path is None:
         raise ModelError(f"no GigaAM .ckpt file found at {path}")
-    data = load_pickled_checkpoint(ckpt_path)
+    data = load_pickle(ckpt_path, str(ckpt_path), inert=("omegaconf",))
     if ckpt_path.suffix == ".bin":  # hub copy: bare state dict under "model.", cfg in JSON
-        data = {"cfg": _hub_config(ckpt_path.parent), "state_dict": data}
-        data["state_dict"] = {k.removeprefix("model."): v for k, v in data["state_dict"].items()}
-    if not isinstance(data, dict) or "state_dict" not in data:
+        data = {"cfg": _hub_config(ckpt_path.parent / "config.json"), "state_dict": data}
+    if not isinstance(data, dict) or not isinstance(data.get("state_dict"), dict):
         raise ModelError(f"{ckpt_path} is not a GigaAM checkpoint (no state_dict)")
-    cfg = to_plain(data.get("cfg") or {})
-    state = {k: v for k, v in data["state_dict"].items() if isinstance(v, torch.Tensor)}
+    cfg = plain(data.get("cfg") or {})
+    if not isinstance(cfg, dict):
+        raise ModelError(f"{ckpt_path}: its cfg is not a mapping")
+    state = {
+        str(k).removeprefix("model."): v
+        for k, v in data["state_dict"].items()
+        if isinstance(v, torch.Tensor)
+    }
     head = "ctc" if "head.decoder_layers.0.weight" in state else "rnnt"
-    if head == "rnnt" and "head.joint.enc.weight" not in state:
+    if head == "rnnt" and not any(k.startswith("head.") for k in state):
         raise ModelError(f"{ckpt_path} has no CTC or RNN-T head (an SSL-only checkpoint?)")
-    dims = dims_from_config(cfg, state, head)
+    dims = dims_from_config(cfg, state, head, ckpt_path)
     dev = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, dev)
     window = state.pop("preprocessor.featurizer.0.spectrogram.window", None)
     filters = state.pop("preprocessor.featurizer.0.mel_scale.fb", None)
-    pre = cfg.get("preprocessor", {})
-    features = FeatureConfig(
-        sample_rate=pre.get("sample_rate", SAMPLE_RATE),
-        n_fft=pre.get("n_fft", 320),
-        win_length=pre.get("win_length", 320),
-        hop_length=pre.get("hop_length", 160),
-        n_mels=pre.get("features", dims.feat_in),
-        mel_scale="htk",
-        mel_norm=None,
-        center=bool(pre.get("center", False)),
-        log="ln",
-        log_eps=1e-9,
-        log_max=1e9,
-    )
+    pre = _section(cfg, "preprocessor", ckpt_path)
+    try:
+        features = FeatureConfig(
+            sample_rate=int(pre.get("sample_rate", SAMPLE_RATE)),
+            n_fft=int(pre.get("n_fft", 320)),
+            win_length=int(pre.get("win_length", 320)),
+            hop_length=int(pre.get("hop_length", 160)),
+            n_mels=int(pre.get("features", dims.feat_in)),
+            mel_scale="htk",
+            mel_norm=None,
+            center=bool(pre.get("center", False)),
+            log="ln",
+            log_eps=1e-9,
+            log_max=1e9,
+        )
+        decoding = _section(cfg, "decoding", ckpt_path)
+        max_symbols = int(decoding.get("max_symbols_per_step") or 10)
+    except (TypeError, ValueError) as exc:
+        raise ModelError(f"{ckpt_path}: invalid preprocessor or decoding setting ({exc})") from None
+    if features.sample_rate != SAMPLE_RATE:
+        raise ModelError(f"{ckpt_path}: unsupported sample rate {features.sample_rate}")
     window = (window if window is not None else analysis_window(features)).float().to(dev)
     filters = (filters.T if filters is not None else mel_filters(features)).float().to(dev)
-    with torch.device("meta"):
-        model = GigaAM(dims, head)
-    expected = set(model.state_dict())
-    missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
-    if missing or unexpected:
-        raise ModelError(
-            f"{ckpt_path} does not match GigaAM v3: "
-            f"missing {missing[:3]}, unexpected {unexpected[:3]}"
-        )
-    model.load_state_dict({k: v.to(dev, torch_dtype) for k, v in state.items()}, assign=True)
-    model.eval().requires_grad_(False)
-    decoding = cfg.get("decoding", {})
+    model = materialize(
+        lambda: GigaAM(dims, head), state, dev, torch_dtype, f"the weights in {ckpt_path}"
+    )
     sp_files = sorted(ckpt_path.parent.glob(f"{ckpt_path.stem}_tokenizer.model")) or sorted(
         ckpt_path.parent.glob("*tokenizer.model")
     )
     if decoding.get("vocabulary"):
-        tokenizer = GigaAMTokenizer(vocabulary=list(decoding["vocabulary"]))
+        tokenizer = GigaAMTokenizer(vocabulary=[str(t) for t in decoding["vocabulary"]])
     elif sp_files:
         tokenizer = GigaAMTokenizer(sp_model=sp_files[0])
     else:
@@ -212,7 +239,6 @@ def load_gigaam(
         raise ModelError(
             f"tokenizer has {len(tokenizer)} tokens, the head {dims.num_classes - 1} (+ blank)"
         )
-    max_symbols = int(decoding.get("max_symbols_per_step") or 10)
     return GigaAMAsr(
         model, tokenizer, features, filters, window, name or ckpt_path.stem, max_symbols
     )

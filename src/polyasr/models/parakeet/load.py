@@ -14,6 +14,7 @@ from ...devices import resolve_device, resolve_dtype
 from ...errors import ModelError
 from ...types import Segment, TranscribeOptions, Word
 from ..acoustic import AcousticAsr
+from ..materialize import materialize
 from .archive import NemoArchive
 from .decoding import tdt_greedy
 from .model import ParakeetDims, ParakeetTDT
@@ -42,8 +43,7 @@ def _section(cfg: dict[str, Any], name: str) -> dict[str, Any]:
     return value
 
 
-def dims_from_config(cfg: dict[str, Any], state: dict[str, torch.Tensor]) -> ParakeetDims:
-    """Model dimensions from the archive's config, checked against what we implement."""
+def _dims(cfg: dict[str, Any], state: dict[str, torch.Tensor]) -> ParakeetDims:
     enc = _section(cfg, "encoder")
     if enc.get("subsampling", "dw_striding") != "dw_striding":
         raise ModelError(f"unsupported subsampling {enc.get('subsampling')!r} (dw_striding only)")
@@ -54,7 +54,8 @@ def dims_from_config(cfg: dict[str, Any], state: dict[str, torch.Tensor]) -> Par
         raise ModelError(f"unsupported conv normalization {enc.get('conv_norm_type')!r}")
     context = list(enc.get("att_context_size") or [-1, -1])
     window = None if context[0] < 0 and context[-1] < 0 else int(max(context))
-    if "joint.joint_net.2.weight" not in state or "decoder.prediction.embed.weight" not in state:
+    needed = ("joint.joint_net.2.weight", "decoder.prediction.embed.weight", "joint.enc.weight")
+    if any(state.get(k) is None or state[k].dim() != 2 for k in needed):
         raise ModelError("the .nemo file holds no RNN-T/TDT decoder and joint (not a Parakeet TDT)")
     durations = (
         _section(cfg, "decoding").get("durations")
@@ -64,7 +65,7 @@ def dims_from_config(cfg: dict[str, Any], state: dict[str, torch.Tensor]) -> Par
     if not durations:
         raise ModelError("only Token-and-Duration Transducer (TDT) models are supported")
     vocab = state["decoder.prediction.embed.weight"].shape[0] - 1
-    prednet = _section(cfg, "decoder").get("prednet") or {}
+    prednet = _section(_section(cfg, "decoder"), "prednet")
     dims = ParakeetDims(
         feat_in=int(enc.get("feat_in", 128)),
         n_layers=int(enc.get("n_layers", 24)),
@@ -83,7 +84,16 @@ def dims_from_config(cfg: dict[str, Any], state: dict[str, torch.Tensor]) -> Par
         joint_hidden=state["joint.enc.weight"].shape[0],
         durations=tuple(int(d) for d in durations),
     )
-    outputs = state["joint.joint_net.2.weight"].shape[0]
+    return dims
+
+
+def dims_from_config(cfg: dict[str, Any], state: dict[str, torch.Tensor]) -> ParakeetDims:
+    """Model dimensions from the archive's config, checked against what we implement."""
+    try:
+        dims = _dims(cfg, state)
+    except (TypeError, ValueError) as exc:
+        raise ModelError(f"invalid model_config.yaml: {exc}") from None
+    outputs, vocab = state["joint.joint_net.2.weight"].shape[0], dims.vocab_size
     if outputs != vocab + 1 + len(dims.durations):
         raise ModelError(
             f"joint has {outputs} outputs, expected {vocab} tokens + blank + "
@@ -93,6 +103,14 @@ def dims_from_config(cfg: dict[str, Any], state: dict[str, torch.Tensor]) -> Par
 
 
 def feature_config(cfg: dict[str, Any]) -> FeatureConfig:
+    """The preprocessor settings, or one `ModelError` line for a value of the wrong type."""
+    try:
+        return _feature_config(cfg)
+    except (TypeError, ValueError) as exc:
+        raise ModelError(f"invalid preprocessor in model_config.yaml: {exc}") from None
+
+
+def _feature_config(cfg: dict[str, Any]) -> FeatureConfig:
     """NeMo's `AudioToMelSpectrogramPreprocessor` settings as a `FeatureConfig` (NeMo >= 2.5
     framing: zero-padded STFT, floor(N / hop) valid frames; dither off at inference)."""
     pre = _section(cfg, "preprocessor")
@@ -209,21 +227,14 @@ def load_parakeet(
     filters = state.pop("preprocessor.featurizer.fb", None)
     window = (window if window is not None else analysis_window(features)).float()
     filters = (filters[0] if filters is not None else mel_filters(features)).float()
-    with torch.device("meta"):
-        model = ParakeetTDT(dims)
-    expected = set(model.state_dict())
-    missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
-    if missing or unexpected:
-        raise ModelError(
-            f"{nemo} does not match Parakeet TDT: "
-            f"missing {missing[:3]}, unexpected {unexpected[:3]}"
-        )
-    model.load_state_dict(
-        {k: v.to(dev, torch_dtype if v.is_floating_point() else None) for k, v in state.items()},
-        assign=True,
+    model = materialize(
+        lambda: ParakeetTDT(dims), state, dev, torch_dtype, f"the weights in {nemo}"
     )
-    model.eval().requires_grad_(False)
-    greedy = _section(cfg, "decoding").get("greedy") or {}
+    greedy = _section(_section(cfg, "decoding"), "greedy")
+    try:
+        max_symbols = int(greedy.get("max_symbols") or 10)
+    except (TypeError, ValueError):
+        raise ModelError(f"{nemo}: invalid decoding.greedy.max_symbols") from None
     return ParakeetAsr(
         model,
         tokenizer,
@@ -231,5 +242,5 @@ def load_parakeet(
         filters.to(dev),
         window.to(dev),
         name or nemo.stem,
-        int(greedy.get("max_symbols") or 10),
+        max_symbols,
     )

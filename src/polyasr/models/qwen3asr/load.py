@@ -20,6 +20,7 @@ from ...errors import ModelError, OptionError
 from ...pipeline.longform import transcribe_samples
 from ...safetensors_io import load_safetensors
 from ...types import AudioInput, Segment, TranscribeOptions, Transcript
+from ..materialize import materialize
 from ..whisper.tokenizer import UNSPACED_LANGUAGES
 from .decoding import GenerationConfig, greedy_generate, parse_output
 from .model import AudioDims, Qwen3AsrThinker, TextDims
@@ -373,22 +374,13 @@ def load_qwen3asr(
         dtype = torch.bfloat16  # the published weights are bf16; fp16 can overflow
     torch_dtype = resolve_dtype(dtype, dev)
     state = _thinker_state(load_safetensors(path), text_dims, path)
-    with torch.device("meta"):
-        thinker = Qwen3AsrThinker(audio_dims, text_dims)
-    expected = set(thinker.state_dict())
-    missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
-    if missing or unexpected:
-        raise ModelError(
-            f"the weights in {path} do not match its config.json: missing {missing[:3]}, "
-            f"unexpected {unexpected[:3]}"
-        )
-    for key in list(state):  # tensor by tensor from the memory-mapped file: no second copy
-        state[key] = state.pop(key).to(dev, torch_dtype)
-    try:
-        thinker.load_state_dict(state, assign=True)
-    except RuntimeError as exc:
-        raise ModelError(f"the weights in {path} do not match its config.json: {exc}") from None
-    thinker.eval().requires_grad_(False)
+    thinker = materialize(
+        lambda: Qwen3AsrThinker(audio_dims, text_dims),
+        state,
+        dev,
+        torch_dtype,
+        f"the weights in {path}",
+    )
     names = config.get("support_languages") or list(LANGUAGE_NAMES.values())
     languages = tuple(LANGUAGE_CODES[n] for n in names if n in LANGUAGE_CODES)
     return Qwen3Asr(thinker, tokenizer, features, languages, name or path.name)

@@ -19,6 +19,7 @@ from ...errors import ModelError, OptionError
 from ...pipeline.longform import transcribe_samples
 from ...safetensors_io import load_safetensors
 from ...types import AudioInput, Segment, TranscribeOptions, Transcript
+from ..materialize import materialize
 from .decoding import DecodeConfig, decode_windows
 from .model import Whisper, WhisperDims, sinusoids
 from .timing import add_word_timestamps
@@ -396,6 +397,12 @@ def load_whisper(
     config = _read_json(directory / "config.json")
     generation = _read_json(directory / "generation_config.json", required=False)
     dims = dims_from_config(config)
+    tokenizer_file = directory / "tokenizer.json"
+    if not tokenizer_file.is_file():
+        raise ModelError(
+            f"incomplete Whisper model directory: tokenizer.json is missing in {directory}"
+        )
+    tokenizer = WhisperTokenizer.from_file(tokenizer_file, dims.vocab_size)
     dev = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, dev)
     state = {hf_to_native(k): v for k, v in load_safetensors(directory).items()}
@@ -403,38 +410,16 @@ def load_whisper(
     try:
         fuse_attention(state)
     except KeyError as exc:
-        raise ModelError(f"the Whisper weights in {directory} lack the tensor {exc}") from exc
+        raise ModelError(f"the Whisper weights in {directory} lack the tensor {exc}") from None
     for key in [k for k in state if _LINEAR.search(k)] + ["decoder.token_embedding_t"]:
-        state[key] = state[key].t()  # matrices are stored as [in, out] (model.Linear)
+        if key in state:
+            state[key] = state[key].t()  # matrices are stored as [in, out] (model.Linear)
     if "encoder.positional_embedding" not in state:
         state["encoder.positional_embedding"] = sinusoids(dims.n_audio_ctx, dims.d_model)
-    with torch.device("meta"):
-        model = Whisper(dims)
-    expected = set(model.state_dict())
-    missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
-    if missing:
-        raise ModelError(
-            f"the Whisper weights in {directory} lack {len(missing)} tensors, e.g. {missing[:3]}"
-        )
-    if unexpected:
-        raise ModelError(
-            f"unexpected tensors in the Whisper weights in {directory}: {unexpected[:3]}"
-        )
-    state = {k: v.to(dev, torch_dtype).contiguous() for k, v in state.items()}
-    try:
-        model.load_state_dict(state, assign=True)
-    except RuntimeError as exc:
-        raise ModelError(
-            f"the Whisper weights in {directory} do not match config.json: {exc}"
-        ) from exc
-    model.eval().requires_grad_(False)
+    model = materialize(
+        lambda: Whisper(dims), state, dev, torch_dtype, f"the weights in {directory}"
+    )
     heads = generation.get("alignment_heads")
     if heads:
         model.alignment_heads = [tuple(h) for h in heads]
-    tokenizer_file = directory / "tokenizer.json"
-    if not tokenizer_file.is_file():
-        raise ModelError(
-            f"incomplete Whisper model directory: tokenizer.json is missing in {directory}"
-        )
-    tokenizer = WhisperTokenizer.from_file(tokenizer_file, dims.vocab_size)
     return WhisperAsr(model, tokenizer, generation, name or directory.name)

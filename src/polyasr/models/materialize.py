@@ -1,0 +1,55 @@
+"""The last step of every loader: a family's module built from (config, state)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+import torch
+from torch import Tensor, nn
+
+from ..errors import ModelError
+
+M = TypeVar("M", bound=nn.Module)
+
+
+def materialize(
+    build: Callable[[], M],
+    state: dict[str, Tensor],
+    device: torch.device,
+    dtype: torch.dtype,
+    what: str,
+) -> M:
+    """Build the module on the meta device (no memory), check that `state` has exactly its
+    tensors with their shapes, then move them one by one to `device` (floating point ones to
+    `dtype`) and assign them: no second copy of the weights. `state` is consumed. Returns the
+    module in eval mode without gradients; a mismatch is one `ModelError` line about `what`
+    (a plural such as "the weights in DIR")."""
+    try:
+        with torch.device("meta"):
+            module = build()
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise ModelError(f"{what}: the configuration describes no valid model ({exc})") from None
+    expected = module.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    if missing or unexpected:
+        parts = [f"lacks {len(missing)} tensors, e.g. {missing[:3]}"] if missing else []
+        if unexpected:
+            parts.append(f"has {len(unexpected)} unknown ones, e.g. {unexpected[:3]}")
+        raise ModelError(f"{what} do not match the model: {' and '.join(parts)}")
+    for key, want in expected.items():
+        got = state[key]
+        if tuple(got.shape) != tuple(want.shape) or (
+            got.is_floating_point() != want.is_floating_point()
+        ):
+            kind = "floating point" if want.is_floating_point() else "integer"
+            raise ModelError(
+                f"{what} do not match the model's configuration: tensor {key} is "
+                f"{got.dtype} {list(got.shape)}, the configuration needs {kind} {list(want.shape)}"
+            )
+    for key in list(state):
+        tensor = state.pop(key)
+        state[key] = tensor.to(device, dtype if tensor.is_floating_point() else None).contiguous()
+    module.load_state_dict(state, assign=True)
+    return module.eval().requires_grad_(False)
