@@ -119,7 +119,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for ckpt in args.gigaam or [random_gigaam_ckpt(Path(tmp))]:
             gigaam = polyasr.load(ckpt, device="cpu", dtype="float32")
-            label = f"gigaam {ckpt.stem} ({gigaam.model.head_type})"
+            label = f"gigaam {ckpt.stem} ({gigaam.recognizer.model.head_type})"
             rows.append([label, str(len(files)), *measure(gigaam, files)])
     header = [
         "model",

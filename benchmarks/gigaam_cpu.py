@@ -117,8 +117,8 @@ def run_polyasr(ckpt: Path, audio: Path, threads: int, vad: bool) -> Transcribe:
 
     torch.set_num_threads(threads)
     model = polyasr.load(str(ckpt), device="cpu", dtype="float32")
-    encode_s = time_calls(model, "encode")
-    recognized = record_calls(model, "recognize")
+    encode_s = time_calls(model.recognizer, "encode")
+    recognized = record_calls(model.recognizer, "recognize")
 
     def transcribe() -> tuple[str, list[int], float]:
         text = model.transcribe(np.load(audio), vad=vad).text

@@ -33,7 +33,7 @@ def parity() -> list[list[str]]:
     rows = []
     for name in ("gigaam-v3-ctc", "gigaam-v3-e2e-rnnt"):
         directory = REPO / "tests" / "golden" / name
-        model = polyasr.load(directory, device="cuda", dtype="float32")
+        model = polyasr.load(directory, device="cuda", dtype="float32").recognizer
         ref, inputs = np.load(directory / "reference.npz"), np.load(directory / "inputs.npz")
         states, lengths = model.encode([inputs["audio_0"]])
         expected = ref["encoder_out_0"]
@@ -58,12 +58,12 @@ def timed(fn, repeats: int = 5) -> float:
 
 
 def speed(ckpt: Path, dtype: torch.dtype) -> list[str]:
-    model = polyasr.load(ckpt, device="cuda", dtype=dtype)
+    model = polyasr.load(ckpt, device="cuda", dtype=dtype).recognizer
     audio = np.random.default_rng(0).standard_normal(16000 * 60).astype(np.float32) * 0.1
     pieces = [audio[i * 320000 : (i + 1) * 320000] for i in range(3)]
     one = timed(lambda: model.encode([audio]))
     three = timed(lambda: model.encode(pieces))
-    full = timed(lambda: model.transcribe_chunks(pieces, polyasr.TranscribeOptions()), 3)
+    full = timed(lambda: model.decode(pieces, polyasr.TranscribeOptions()), 3)
     label = str(dtype).replace("torch.", "")
     return [
         model.model.head_type,

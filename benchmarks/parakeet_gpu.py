@@ -33,7 +33,7 @@ TOKENS_PER_S = 4.0
 
 
 def parity() -> list[list[str]]:
-    model = polyasr.load(FIXTURE, device="cuda", dtype="float32")
+    model = polyasr.load(FIXTURE, device="cuda", dtype="float32").recognizer
     arrays = np.load(FIXTURE / "reference.npz")
     ref = json.loads((FIXTURE / "reference.json").read_text(encoding="utf-8"))
     rows = []
@@ -60,9 +60,9 @@ def timed(fn, repeats: int = 5) -> float:
     return (time.perf_counter() - start) / repeats
 
 
-def real_size_model() -> polyasr.models.parakeet.ParakeetAsr:
+def real_size_model() -> polyasr.models.parakeet.ParakeetRecognizer:
     """The fixture's tokenizer and frontend around a real-size random TDT on the GPU."""
-    asr = polyasr.load(FIXTURE, device="cuda", dtype="float32")
+    asr = polyasr.load(FIXTURE, device="cuda", dtype="float32").recognizer
     torch.manual_seed(0)
     dims = replace(ParakeetDims(), durations=(0, 1, 2, 3, 4))
     with torch.device("cuda"):
@@ -98,9 +98,9 @@ def speed(asr, audio: np.ndarray, dtype: torch.dtype) -> list[str]:
     same = tdt_greedy(asr.model, states, lengths) == tdt_greedy(
         asr.model, states, lengths, cuda_graph=False
     )
-    full = timed(lambda: asr.transcribe_chunks([audio], options), 3)
+    full = timed(lambda: asr.decode([audio], options), 3)
     batch = [audio] * 16
-    full16 = timed(lambda: asr.transcribe_chunks(batch, options), 2)
+    full16 = timed(lambda: asr.decode(batch, options), 2)
     tokens = len(tdt_greedy(asr.model, states, lengths)[0])
     seconds = len(audio) / 16000
     return [

@@ -31,7 +31,7 @@ def whisper_report(name: str, features: FeatureConfig) -> dict[str, object]:
     ref, inputs = np.load(directory / "reference.npz"), np.load(directory / "inputs.npz")
     audio = np.zeros(480000, np.float32)
     audio[: len(inputs["audio"])] = inputs["audio"]
-    model = polyasr.load(directory, device="cpu", dtype="float32")
+    model = polyasr.load(directory, device="cpu", dtype="float32").recognizer
     w = model.model
     mel = torch.from_numpy(ref["features"])[None]
     states = w.encoder(mel)
@@ -61,7 +61,7 @@ def whisper_report(name: str, features: FeatureConfig) -> dict[str, object]:
 def gigaam_report(name: str) -> dict[str, object]:
     directory = REPO / "tests" / "golden" / name
     ref, inputs = np.load(directory / "reference.npz"), np.load(directory / "inputs.npz")
-    model = polyasr.load(directory, device="cpu")
+    model = polyasr.load(directory, device="cpu").recognizer
     report: dict[str, object] = {}
     for i in (0, 1):
         audio = inputs[f"audio_{i}"]
@@ -96,7 +96,7 @@ def parakeet_report(name: str) -> dict[str, object]:
     directory = REPO / "tests" / "golden" / name
     arrays = np.load(directory / "reference.npz")
     ref = json.loads((directory / "reference.json").read_text(encoding="utf-8"))
-    model = polyasr.load(directory, device="cpu")
+    model = polyasr.load(directory, device="cpu").recognizer
     report: dict[str, object] = {}
     for lang, utterance in ref["utterances"].items():
         audio = arrays[f"{lang}_audio"]

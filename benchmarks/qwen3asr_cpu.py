@@ -129,7 +129,8 @@ def run_polyasr(model_dir: Path, audio: Path, threads: int, one_piece: bool) -> 
     from polyasr.models.qwen3asr import decoding
 
     torch.set_num_threads(threads)
-    model = polyasr.load(model_dir, device="cpu", dtype="float32")
+    transcriber = polyasr.load(model_dir, device="cpu", dtype="float32")
+    model = transcriber.recognizer
     model.generation = decoding.GenerationConfig(stop_ids=(), loop_span=None)  # exact counts
     encode = Timer(model, "encode")
     prefill = Timer(decoding.IncrementalDecoder, "prefill")
@@ -152,7 +153,7 @@ def run_polyasr(model_dir: Path, audio: Path, threads: int, one_piece: bool) -> 
             text = model.recognize([samples], max_new_tokens=TOKENS)[0].text
         else:
             per_window = round(TOKENS * WINDOW_S / DURATION_S)
-            text = model.transcribe(samples, vad=False, max_new_tokens=per_window).text
+            text = transcriber.transcribe(samples, vad=False, max_new_tokens=per_window).text
         result.encode_s, result.prefill_s, result.decode_s = encode.total, prefill.total, step.total
         result.tokens = [t for r in recognized for t in r.tokens]
         return text

@@ -23,7 +23,8 @@ from benchlib import table
 
 import polyasr
 from polyasr.models.whisper.decoding import DecodeConfig, decode_windows
-from polyasr.models.whisper.model import Whisper, WhisperDims, sinusoids
+from polyasr.models.blocks import sinusoids
+from polyasr.models.whisper.model import Whisper, WhisperDims
 
 REAL_SIZES = {
     "base": WhisperDims(80, 51865, 512, 6, 6, 8, 8, 2048, 2048),
@@ -33,7 +34,7 @@ REAL_SIZES = {
 
 
 def parity(directory: Path, dtype: torch.dtype) -> list[str]:
-    model = polyasr.load(directory, device="cuda", dtype=dtype)
+    model = polyasr.load(directory, device="cuda", dtype=dtype).recognizer
     ref = np.load(directory / "reference.npz")
     w = model.model
     feats = torch.from_numpy(ref["features"])[None].to("cuda", dtype)
@@ -64,7 +65,7 @@ def timing(name: str, dims: WhisperDims, dtype: torch.dtype, steps: int = 100) -
     model = Whisper(dims)
     for p in model.parameters():
         torch.nn.init.normal_(p, std=0.02)
-    model.encoder.positional_embedding.copy_(sinusoids(dims.n_audio_ctx, dims.d_model))
+    model.encoder.embed_positions.weight.copy_(sinusoids(dims.n_audio_ctx, dims.d_model))
     model = model.to("cuda", dtype).eval()
     mel = torch.randn(1, dims.n_mels, 3000, device="cuda", dtype=dtype)
 

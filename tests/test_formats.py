@@ -3,7 +3,7 @@ import re
 
 import pytest
 
-from polyasr import OptionError, Segment, Transcript, Word
+from polyasr import OptionError, PolyasrError, Segment, Transcript, Word
 from polyasr.formats import WRITERS, formats_for, to_json, to_srt, to_txt, to_vtt, write_atomic
 
 TRANSCRIPT = Transcript(
@@ -21,6 +21,9 @@ TRANSCRIPT = Transcript(
     language="en",
     duration=3665.0,
     processing_seconds=36.65,
+    model="whisper-base",
+    family="whisper",
+    options={"beam_size": 5, "temperatures": [0.0, 0.2]},
 )
 
 SRT_CUE = re.compile(
@@ -55,8 +58,19 @@ def test_json_round_trips_words_and_timing():
         "end": 1.5,
         "text": " there.",
         "probability": 0.8,
+        "speaker": None,
     }
     assert abs(data["rtf"] - 0.01) < 1e-9
+    assert Transcript.from_dict(data) == TRANSCRIPT
+
+
+def test_from_dict_ignores_unknown_keys_and_rejects_non_transcripts():
+    data = json.loads(to_json(TRANSCRIPT))
+    data["future_field"] = 1
+    data["segments"][0]["words"][0]["future"] = True
+    assert Transcript.from_dict(data) == TRANSCRIPT
+    with pytest.raises(PolyasrError, match="not a transcript"):
+        Transcript.from_dict({"segments": [{"start": 0.0}]})
 
 
 def test_txt_one_line_per_segment():

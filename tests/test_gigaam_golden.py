@@ -21,7 +21,7 @@ GOLDEN = Path(__file__).parent / "golden"
 @pytest.fixture(scope="module", params=["gigaam-v3-ctc", "gigaam-v3-e2e-rnnt"])
 def fixture(request):
     directory = GOLDEN / request.param
-    model = polyasr.load(directory, device="cpu", dtype="float32")
+    model = polyasr.load(directory, device="cpu", dtype="float32").recognizer
     reference = np.load(directory / "reference.npz")
     inputs = np.load(directory / "inputs.npz")
     texts = json.loads((directory / "reference.json").read_text(encoding="utf-8"))
@@ -80,7 +80,7 @@ def test_text_and_word_timestamps_match(fixture, i):
     model, _, inputs, texts = fixture
     expected = texts["utterances"][i]
     options = polyasr.TranscribeOptions(vad=False)
-    (segment,) = model.transcribe_chunks([_audio(inputs, i)], options)[0]
+    (segment,) = model.decode([_audio(inputs, i)], options)[0].segments
     assert segment.text == expected["text"].strip()
     assert [w.text for w in segment.words] == [w["text"] for w in expected["words"]]
     for word, ref in zip(segment.words, expected["words"]):
@@ -90,7 +90,7 @@ def test_text_and_word_timestamps_match(fixture, i):
 
 def test_rnnt_joint_log_probs_along_the_greedy_path():
     directory = GOLDEN / "gigaam-v3-e2e-rnnt"
-    model = polyasr.load(directory, device="cpu", dtype="float32")
+    model = polyasr.load(directory, device="cpu", dtype="float32").recognizer
     ref, inputs = np.load(directory / "reference.npz"), np.load(directory / "inputs.npz")
     head = model.model.head
     states, lengths = model.encode([_audio(inputs, 0)])

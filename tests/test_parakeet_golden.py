@@ -41,19 +41,19 @@ def reference():
 def test_loads_the_nemo_archive_by_file_and_directory(model):
     assert model.family == "parakeet"
     assert polyasr.load(DIRECTORY, device="cpu").family == "parakeet"
-    assert model.model.dims.durations == (0, 1, 2, 3, 4)
-    assert model.model.dims.xscaling is False and model.model.dims.use_bias is False
+    assert model.recognizer.model.dims.durations == (0, 1, 2, 3, 4)
+    assert model.recognizer.model.dims.xscaling is False and model.recognizer.model.dims.use_bias is False
 
 
 @pytest.mark.parametrize("lang", LANGS)
 def test_features_and_encoder_match(model, reference, lang):
     arrays, ref = reference
     audio = arrays[f"{lang}_audio"]
-    feats = model.log_mel(torch.from_numpy(audio)).numpy()
-    unnormalized = replace(model.features, normalize=None)
-    raw = log_mel(torch.from_numpy(audio), unnormalized, filters=model.filters, window=model.window)
+    feats = model.recognizer.log_mel(torch.from_numpy(audio)).numpy()
+    unnormalized = replace(model.recognizer.features, normalize=None)
+    raw = log_mel(torch.from_numpy(audio), unnormalized, filters=model.recognizer.filters, window=model.recognizer.window)
     assert_log_features_close(feats, arrays[f"{lang}_features"], raw[:, : feats.shape[1]], 10.0)
-    states, lengths = model.encode([audio])
+    states, lengths = model.recognizer.encode([audio])
     n = ref["utterances"][lang]["encoder_length"]
     assert int(lengths[0]) == n and states.shape[1] == n
     assert np.abs(states[0].numpy() - arrays[f"{lang}_encoder_out"][:n]).max() <= 1e-4
@@ -88,7 +88,7 @@ def joint_along_reference_path(model, arrays, ref, lang: str) -> torch.Tensor:
 def test_joint_logits_along_the_greedy_path(model, reference, lang):
     """NeMo's CPU joint returns log-softmax over all token and duration outputs."""
     arrays, ref = reference
-    ours = joint_along_reference_path(model, arrays, ref, lang)
+    ours = joint_along_reference_path(model.recognizer, arrays, ref, lang)
     assert (ours - torch.from_numpy(arrays[f"{lang}_joint_logits"])).abs().max() <= 1e-4
 
 
@@ -97,10 +97,10 @@ def test_greedy_decisions_text_and_timestamps_match(model, reference, lang):
     arrays, ref = reference
     utterance = ref["utterances"][lang]
     audio = arrays[f"{lang}_audio"]
-    states, lengths = model.encode([audio])
-    spans = tdt_greedy(model.model, states, lengths)[0]
+    states, lengths = model.recognizer.encode([audio])
+    spans = tdt_greedy(model.recognizer.model, states, lengths)[0]
     assert [[s.start, s.id, s.end - s.start] for s in spans] == utterance["decisions"]
-    segments = model.transcribe_chunks([audio], polyasr.TranscribeOptions())[0]
+    segments = model.recognizer.decode([audio], polyasr.TranscribeOptions())[0].segments
     assert " ".join(s.text for s in segments) == utterance["text"]
     duration = len(audio) / 16000
     words = [(w.text, w.start, w.end) for s in segments for w in s.words]
@@ -115,12 +115,12 @@ def test_greedy_decisions_text_and_timestamps_match(model, reference, lang):
 def test_batch_matches_reference_batch_and_single_calls(model, reference):
     arrays, ref = reference
     audios = [arrays[f"{lang}_audio"] for lang in LANGS]
-    states, lengths = model.encode(audios)
+    states, lengths = model.recognizer.encode(audios)
     assert lengths.tolist() == ref["batch_encoder_lengths"]
     for i, n in enumerate(lengths.tolist()):
         expected = arrays["batch_encoder_out"][i, :n]
         assert np.abs(states[i, :n].numpy() - expected).max() <= 1e-4
-    batched = tdt_greedy(model.model, states, lengths)
+    batched = tdt_greedy(model.recognizer.model, states, lengths)
     for i, lang in enumerate(LANGS):
         got = [[s.start, s.id, s.end - s.start] for s in batched[i]]
         assert got == ref["utterances"][lang]["decisions"]
@@ -201,14 +201,14 @@ def test_the_graph_step_replayed_past_the_end_decides_the_same(model, reference)
     from polyasr.models.parakeet import decoding
 
     arrays, ref = reference
-    states, lengths = model.encode([arrays[f"{lang}_audio"] for lang in LANGS])
-    durations = torch.tensor(model.model.dims.durations)
+    states, lengths = model.recognizer.encode([arrays[f"{lang}_audio"] for lang in LANGS])
+    durations = torch.tensor(model.recognizer.model.dims.durations)
     capacity = int(lengths.max()) * 11 + decoding.REPLAYS_PER_CHECK + 1
     with torch.inference_mode():
-        batch = decoding._start(model.model, states, lengths, capacity)
+        batch = decoding._start(model.recognizer.model, states, lengths, capacity)
         while not batch.finished():
             for _ in range(decoding.REPLAYS_PER_CHECK):
-                decoding._step(model.model, batch, durations, 10, lazy=False)
+                decoding._step(model.recognizer.model, batch, durations, 10, lazy=False)
     spans = decoding._spans(batch.record[: int(batch.count)], len(LANGS))
     for lang, got in zip(LANGS, spans):
         decisions = [[s.start, s.id, s.end - s.start] for s in got]
@@ -226,7 +226,7 @@ def test_local_attention_limits_what_each_frame_sees(model, reference):
     changed = feats.clone()
     changed[..., -100:] = torch.randn(changed[..., -100:].shape, generator=torch.Generator())
     lengths = torch.tensor([feats.shape[-1] - 1])
-    encoder = model.model.encoder
+    encoder = model.recognizer.model.encoder
     full_dims = encoder.dims
 
     def encode(x: torch.Tensor, window: int | None) -> torch.Tensor:

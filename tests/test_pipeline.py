@@ -9,7 +9,7 @@ from conftest import shared_path
 import polyasr
 from polyasr.audio import load_audio
 from polyasr.cli import main
-from polyasr.pipeline.longform import fixed_chunks, plan_chunks
+from polyasr.pipeline.planning import batches, fixed_chunks, plan_chunks
 
 GIGAAM = Path(__file__).parent / "golden" / "gigaam-v3-ctc"
 
@@ -56,7 +56,7 @@ def test_long_recording_gives_ordered_segments_inside_the_audio(gigaam, long_rec
         assert prev.start < prev.end <= cur.start + 1e-6
     assert 0.0 <= segs[0].start and segs[-1].end <= result.duration
     for seg in segs:
-        assert seg.end - seg.start <= gigaam.max_input_seconds + 1e-6
+        assert seg.end - seg.start <= gigaam.recognizer.max_piece_seconds + 1e-6
         assert all(seg.start <= w.start <= w.end <= seg.end + 1e-3 for w in seg.words)
 
 
@@ -159,9 +159,9 @@ def test_memory_stays_bounded_on_long_recordings():
 
 
 def test_batches_keep_padding_waste_low_unless_inputs_are_padded_anyway():
-    from polyasr.pipeline.longform import _batches
+    from polyasr.pipeline.planning import batches
 
     lengths = [100, 95, 90, 40, 38, 10]
-    assert _batches(list(range(6)), lengths, 8, padded_anyway=False) == [[0, 1, 2, 3], [4], [5]]
-    assert _batches(list(range(6)), lengths, 8, padded_anyway=True) == [[0, 1, 2, 3, 4, 5]]
-    assert _batches(list(range(6)), lengths, 2, padded_anyway=True) == [[0, 1], [2, 3], [4, 5]]
+    assert batches(list(range(6)), lengths, 8, padded_anyway=False) == [[0, 1, 2, 3], [4], [5]]
+    assert batches(list(range(6)), lengths, 8, padded_anyway=True) == [[0, 1, 2, 3, 4, 5]]
+    assert batches(list(range(6)), lengths, 2, padded_anyway=True) == [[0, 1], [2, 3], [4, 5]]

@@ -55,7 +55,7 @@ def hub(tmp_path_factory):
 @pytest.fixture(scope="module")
 def model(hub):
     asr = polyasr.load(hub, device="cpu", dtype="float32")
-    asr.generation = replace(RAW, stop_ids=asr.generation.stop_ids)
+    asr.recognizer.generation = replace(RAW, stop_ids=asr.recognizer.generation.stop_ids)
     return asr
 
 
@@ -79,16 +79,16 @@ def audio():
 
 @contextmanager
 def _attention(model, variant):
-    model.attention = variant
+    model.recognizer.attention = variant
     try:
         yield model
     finally:
-        model.attention = "windowed"
+        model.recognizer.attention = "windowed"
 
 
 def _recognize(model, samples, clip, variant="windowed"):
     with _attention(model, variant):
-        return model.recognize([samples], clip["context"], clip["language"])[0]
+        return model.recognizer.recognize([samples], clip["context"], clip["language"])[0]
 
 
 def _variants(i):
@@ -107,17 +107,17 @@ def _reference_tokens(reference, variant, i, stop_ids):
 def test_the_hub_layout_is_detected_and_loaded(hub, model):
     assert detect_family(hub).name == "qwen3-asr"
     assert model.family == "qwen3-asr" and {"en", "ru", "zh"} <= set(model.languages)
-    assert model.tokenizer.end_ids == (151645, 151643)
-    assert model.tokenizer.audio_pad == 151676
-    assert model.thinker.lm_head is None  # tied: the stored lm_head is ignored, as upstream
+    assert model.recognizer.tokenizer.end_ids == (151645, 151643)
+    assert model.recognizer.tokenizer.audio_pad == 151676
+    assert model.recognizer.thinker.lm_head is None  # tied: the stored lm_head is ignored, as upstream
 
 
 @pytest.mark.parametrize("i", range(len(CLIPS)))
 def test_features_match(model, reference, audio, i):
-    mel = model.log_mel(torch.from_numpy(audio[i])).numpy()
+    mel = model.recognizer.log_mel(torch.from_numpy(audio[i])).numpy()
     edge = REFERENCE["feature_edge"]
     assert mel.shape == (128, CLIPS[i]["frames"])
-    raw = log_mel(torch.from_numpy(audio[i]), replace(model.features, normalize=None)).numpy()
+    raw = log_mel(torch.from_numpy(audio[i]), replace(model.recognizer.features, normalize=None)).numpy()
     for part, columns in (("head", slice(None, edge)), ("tail", slice(-edge, None))):
         expected = reference[f"features_{part}_{i}"]
         assert_log_features_close(mel[:, columns], expected, raw[:, columns], span=4.0)
@@ -128,7 +128,7 @@ def test_features_match(model, reference, audio, i):
 def test_audio_embeddings_match(model, reference, audio, i):
     for variant in _variants(i):
         with _attention(model, variant):
-            (vectors,) = model.encode([audio[i]])
+            (vectors,) = model.recognizer.encode([audio[i]])
         expected = reference[f"audio_{variant}_{i}"]
         assert vectors.shape == expected.shape == (CLIPS[i]["audio_tokens"], 16)
         assert np.abs(vectors.numpy() - expected).max() <= 1e-4
@@ -144,7 +144,7 @@ def test_windowed_and_full_attention_differ_beyond_8_seconds(model, reference, a
 @pytest.mark.parametrize("i", range(len(CLIPS)))
 def test_prompt_ids_are_identical(model, reference, i):
     clip = CLIPS[i]
-    ids = model.tokenizer.prompt(clip["audio_tokens"], clip["context"], clip["language"])
+    ids = model.recognizer.tokenizer.prompt(clip["audio_tokens"], clip["context"], clip["language"])
     assert ids == reference[f"prompt_ids_{i}"].tolist()
 
 
@@ -154,9 +154,9 @@ def test_logits_match_step_by_step(model, reference, audio, i):
     first, last = REFERENCE["bpe_size"], REFERENCE["first_added"]
     for variant in _variants(i):
         with _attention(model, variant):
-            (vectors,) = model.encode([audio[i]])
+            (vectors,) = model.recognizer.encode([audio[i]])
         prompt = reference[f"prompt_ids_{i}"].tolist()
-        decoder = IncrementalDecoder(model.thinker, [model.embed_prompt(prompt, vectors)], 64)
+        decoder = IncrementalDecoder(model.recognizer.thinker, [model.recognizer.embed_prompt(prompt, vectors)], 64)
         expected = reference[f"logits_{variant}_{i}"]
         tokens = reference[f"tokens_{variant}_{i}"].tolist()
         logits = [decoder.prefill()]
@@ -173,7 +173,7 @@ def test_greedy_tokens_and_text_are_identical(model, reference, audio, i):
     clip = CLIPS[i]
     for variant in _variants(i):
         result = _recognize(model, audio[i], clip, variant)
-        expected = _reference_tokens(reference, variant, i, model.tokenizer.end_ids)
+        expected = _reference_tokens(reference, variant, i, model.recognizer.tokenizer.end_ids)
         assert result.tokens == expected
         assert result.raw == clip[f"{variant}_raw"]
         assert (result.language, result.text) == (
@@ -192,17 +192,17 @@ def test_generation_stops_on_the_end_token(model, reference, audio):
 
 
 def test_batch_equals_single(model, audio):
-    batch = model.recognize(audio)
-    singles = [model.recognize([a])[0] for a in audio]
+    batch = model.recognizer.recognize(audio)
+    singles = [model.recognizer.recognize([a])[0] for a in audio]
     assert [b.tokens for b in batch] == [s.tokens for s in singles]
     assert [b.text for b in batch] == [s.text for s in singles]
 
 
 def test_batch_matches_the_reference_where_settings_agree(model, reference, audio):
     plain = [i for i, c in enumerate(CLIPS) if not c["context"] and not c["language"]]
-    results = model.recognize([audio[i] for i in plain])
+    results = model.recognizer.recognize([audio[i] for i in plain])
     for i, result in zip(plain, results):
-        assert result.tokens == _reference_tokens(reference, "windowed", i, model.tokenizer.end_ids)
+        assert result.tokens == _reference_tokens(reference, "windowed", i, model.recognizer.tokenizer.end_ids)
 
 
 @pytest.mark.parametrize("layout", ["sharded", "untied"])
@@ -214,25 +214,25 @@ def test_sharded_and_untied_layouts_give_the_same_result(tmp_path, audio, refere
         assert (hub / "model.safetensors.index.json").is_file()
         assert not (hub / "model.safetensors").exists()
     asr = polyasr.load(hub, device="cpu", dtype="float32")
-    asr.generation = replace(RAW, stop_ids=asr.generation.stop_ids)
-    assert (asr.thinker.lm_head is None) == (layout != "untied")
+    asr.recognizer.generation = replace(RAW, stop_ids=asr.recognizer.generation.stop_ids)
+    assert (asr.recognizer.thinker.lm_head is None) == (layout != "untied")
     i = 3
-    result = asr.recognize([audio[i]], CLIPS[i]["context"], CLIPS[i]["language"])[0]
-    assert result.tokens == _reference_tokens(reference, "windowed", i, asr.tokenizer.end_ids)
+    result = asr.recognizer.recognize([audio[i]], CLIPS[i]["context"], CLIPS[i]["language"])[0]
+    assert result.tokens == _reference_tokens(reference, "windowed", i, asr.recognizer.tokenizer.end_ids)
 
 
 def test_language_forcing_by_code_or_name(model, audio):
     clip = CLIPS[3]
     assert clip["language"] == "English" and clip["windowed_text"]
-    by_code = model.recognize([audio[3]], clip["context"], "en")[0]
-    by_name = model.recognize([audio[3]], clip["context"], "english")[0]
+    by_code = model.recognizer.recognize([audio[3]], clip["context"], "en")[0]
+    by_name = model.recognizer.recognize([audio[3]], clip["context"], "english")[0]
     assert by_code.prompt == by_name.prompt
     assert (
-        by_code.prompt[-4:] == model.tokenizer.encode("assistant\nlanguage English<asr_text>")[-4:]
+        by_code.prompt[-4:] == model.recognizer.tokenizer.encode("assistant\nlanguage English<asr_text>")[-4:]
     )
     assert (by_code.language, by_code.text) == ("English", clip["windowed_text"])
     with pytest.raises(polyasr.OptionError, match="cannot be forced"):
-        model.recognize([audio[3]], "", "xx")
+        model.recognizer.recognize([audio[3]], "", "xx")
 
 
 @pytest.mark.parametrize(
@@ -254,13 +254,13 @@ def test_repetition_guard_stops_a_loop_and_keeps_one_copy():
 
 
 def test_loop_guard_cuts_a_degenerate_generation(model, audio):
-    loop = replace(model.generation, loop_span=16)
-    prompt_vectors = model.encode([audio[0]])[0]
-    prompt = model.tokenizer.prompt(len(prompt_vectors))
+    loop = replace(model.recognizer.generation, loop_span=16)
+    prompt_vectors = model.recognizer.encode([audio[0]])[0]
+    prompt = model.recognizer.tokenizer.prompt(len(prompt_vectors))
     raw = greedy_generate(
-        model.thinker, [model.embed_prompt(prompt, prompt_vectors)], model.generation
+        model.recognizer.thinker, [model.recognizer.embed_prompt(prompt, prompt_vectors)], model.recognizer.generation
     )[0]
-    guarded = greedy_generate(model.thinker, [model.embed_prompt(prompt, prompt_vectors)], loop)[0]
+    guarded = greedy_generate(model.recognizer.thinker, [model.recognizer.embed_prompt(prompt, prompt_vectors)], loop)[0]
     assert len(guarded) < len(raw) and raw[: len(guarded)] == guarded
     assert len(set(raw[len(guarded) :])) == 1 and raw[len(guarded)] == guarded[-1]
 
@@ -283,11 +283,11 @@ def test_detected_language_tags_become_transcript_languages(model, monkeypatch):
     tags = iter(["language Chinese<asr_text>你好", "language English<asr_text>hello there"])
 
     def fake_generate(thinker, prompts, config):
-        return [model.tokenizer.encode(next(tags)) for _ in prompts]
+        return [model.recognizer.tokenizer.encode(next(tags)) for _ in prompts]
 
-    monkeypatch.setattr("polyasr.models.qwen3asr.load.greedy_generate", fake_generate)
-    silence = np.zeros(16000 * 45, np.float32)  # vad=False: windows of 30 s and 15 s
-    result = model.transcribe(silence, vad=False, batch_size=1)
+    monkeypatch.setattr("polyasr.models.qwen3asr.recognizer.greedy_generate", fake_generate)
+    noise = np.random.default_rng(0).standard_normal(16000 * 45).astype(np.float32) * 0.01
+    result = model.transcribe(noise, vad=False, batch_size=1)  # windows of 30 s and 15 s
     assert [s.language for s in result.segments] == ["zh", "en"]
     assert [(s.start, s.end) for s in result.segments] == [(0.0, 30.0), (30.0, 45.0)]
     assert result.language == "zh" and result.text == "你好hello there"
@@ -298,7 +298,7 @@ def test_a_long_recording_goes_through_the_vad_pipeline(model):
     result = model.transcribe(str(path), max_new_tokens=8)
     starts = [s.start for s in result.segments]
     assert len(result.segments) >= 3 and starts == sorted(starts)
-    assert all(s.end - s.start <= model.max_input_seconds + 1e-6 for s in result.segments)
+    assert all(s.end - s.start <= model.recognizer.max_piece_seconds + 1e-6 for s in result.segments)
     assert result.segments[-1].end <= result.duration + 1e-6 and result.duration > 95
 
 
@@ -313,9 +313,9 @@ def test_silence_and_noise_give_empty_transcripts(model, kind):
 
 def test_no_speech_output_gives_no_segment(model, monkeypatch):
     monkeypatch.setattr(
-        "polyasr.models.qwen3asr.load.greedy_generate",
+        "polyasr.models.qwen3asr.recognizer.greedy_generate",
         lambda thinker, prompts, config: (
-            [model.tokenizer.encode("language None<asr_text>")] * len(prompts)
+            [model.recognizer.tokenizer.encode("language None<asr_text>")] * len(prompts)
         ),
     )
     result = model.transcribe(np.zeros(16000 * 3, np.float32), vad=False)
@@ -330,7 +330,7 @@ def test_options_that_do_not_apply_are_refused(model):
     with pytest.raises(polyasr.OptionError, match="cannot be forced"):
         model.transcribe(np.zeros(16000, np.float32), language="xx")
     with pytest.raises(polyasr.OptionError, match="attention must be one of"):
-        model.attention = "sliding"
+        model.recognizer.attention = "sliding"
 
 
 def test_cli_transcribes_with_a_forced_language(hub, tmp_path):

@@ -14,7 +14,7 @@ FIXTURES = ["whisper-tiny-80", "whisper-tiny-128"]
 @pytest.fixture(scope="module", params=FIXTURES)
 def golden(request):
     directory = shared_path("golden", request.param)
-    model = polyasr.load(directory, device="cpu", dtype="float32")
+    model = polyasr.load(directory, device="cpu", dtype="float32").recognizer
     return model, np.load(directory / "reference.npz"), np.load(directory / "inputs.npz")
 
 

@@ -2,20 +2,33 @@
 
 from __future__ import annotations
 
-from .errors import AudioError, ModelError, OptionError, PolyasrError
+from .audio.io import Audio
+from .errors import AudioError, AudioWarning, ModelError, OptionError, PolyasrError
 from .registry import KNOWN_MODELS, load
-from .types import AsrModel, Segment, TranscribeOptions, Transcript, Word
+from .types import (
+    AsrModel,
+    Progress,
+    Segment,
+    TranscribeOptions,
+    Transcript,
+    VadOptions,
+    Word,
+)
 
 __all__ = [
     "KNOWN_MODELS",
     "AsrModel",
+    "Audio",
     "AudioError",
+    "AudioWarning",
     "ModelError",
     "OptionError",
     "PolyasrError",
+    "Progress",
     "Segment",
     "TranscribeOptions",
     "Transcript",
+    "VadOptions",
     "Word",
     "load",
 ]

@@ -23,7 +23,7 @@ def _progress_bar(enabled: bool):
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
-        TextColumn("{task.completed:.0f}/{task.total:.0f} s"),
+        TextColumn("{task.completed:.0f}/{task.total:.0f} s of audio"),
         TimeRemainingColumn(),
         transient=True,
         disable=not enabled or not sys.stderr.isatty(),
@@ -31,8 +31,8 @@ def _progress_bar(enabled: bool):
     )
 
 
-def _advance(bar, job, done: float, total: float) -> None:
-    bar.update(job, completed=done, total=total)
+def _advance(bar, job, progress) -> None:
+    bar.update(job, completed=progress.seconds_done, total=progress.seconds_total)
 
 
 def _stderr_console():
@@ -118,6 +118,34 @@ def cli() -> None:
     help="Cut at pauses found by Silero VAD and decode the pieces in batches; --no-vad decodes "
     "30 s windows in sequence (Whisper) or fixed windows (other families).",
 )
+@click.option(
+    "--vad-threshold",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=0.5,
+    show_default=True,
+    help="Speech probability at which speech starts (lower finds quieter speech).",
+)
+@click.option(
+    "--vad-min-speech",
+    type=click.FloatRange(min=0),
+    default=0.25,
+    show_default=True,
+    help="Seconds: shorter bursts of speech are dropped.",
+)
+@click.option(
+    "--vad-min-silence",
+    type=click.FloatRange(min=0),
+    default=0.1,
+    show_default=True,
+    help="Seconds of pause that end a speech region.",
+)
+@click.option(
+    "--vad-pad",
+    type=click.FloatRange(min=0),
+    default=0.03,
+    show_default=True,
+    help="Seconds added on both sides of each speech region.",
+)
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def transcribe(
@@ -135,10 +163,18 @@ def transcribe(
     initial_prompt: str | None,
     condition_on_previous_text: bool,
     vad: bool,
+    vad_threshold: float,
+    vad_min_speech: float,
+    vad_min_silence: float,
+    vad_pad: float,
     batch_size: int,
     quiet: bool,
 ) -> None:
-    """Transcribe audio or video FILES (wav, flac, mp3, ogg/opus, m4a, mp4, mkv, ...)."""
+    """Transcribe audio or video FILES (wav, flac, mp3, ogg/opus, m4a, mp4, mkv, ...).
+
+    All files go through one batched call: pieces of several files share batches, a file that
+    fails is reported on one line and the others are still transcribed and written.
+    """
     import polyasr
 
     formats = formats_for(fmt)
@@ -152,6 +188,12 @@ def transcribe(
         initial_prompt=initial_prompt,
         condition_on_previous_text=condition_on_previous_text,
         vad=vad,
+        vad_options=polyasr.VadOptions(
+            threshold=vad_threshold,
+            min_speech_s=vad_min_speech,
+            min_silence_s=vad_min_silence,
+            speech_pad_s=vad_pad,
+        ),
         batch_size=batch_size,
         **({"temperatures": tuple(temperatures)} if temperatures else {}),
     )
@@ -159,35 +201,45 @@ def transcribe(
     files = tuple(dict.fromkeys(files))  # the same file twice is transcribed once
     stems = output_stems(list(files))
     failures = 0
-    for path, stem in zip(files, stems):
-        try:
-            with _progress_bar(not quiet) as bar:
-                job = bar.add_task(path.name, total=0)
-                result = asr.transcribe(path, options, progress=partial(_advance, bar, job))
-        except PolyasrError as exc:
-            failures += 1
-            click.echo(f"error: {exc}", err=True)
-            continue
-        if output_dir is not None:
-            try:
-                for name in formats:
-                    target = output_dir / f"{stem}.{name}"
-                    write_atomic(target, WRITERS[name](result))
-            except OSError as exc:
+    with _progress_bar(not quiet) as bar:
+        job = bar.add_task(f"{len(files)} file{'s' * (len(files) > 1)}", total=None)
+        for index, result in asr.transcribe_stream(
+            files, options, progress=partial(_advance, bar, job)
+        ):
+            path = files[index]
+            if isinstance(result, PolyasrError):
                 failures += 1
-                click.echo(f"error: cannot write {target}: {exc.strerror or exc}", err=True)
-            continue
-        for name in formats:
-            text = WRITERS[name](result)
-            if len(files) > 1 and name != "json":
-                click.echo(f"==> {path} <==")
-            if name == "json" and len(files) > 1:
-                text = (
-                    json.dumps({"file": str(path), **result.to_dict()}, ensure_ascii=False) + "\n"
-                )
-            click.echo(text, nl=False)
+                click.echo(f"error: {result}", err=True)
+            elif output_dir is not None:
+                failures += not _write(output_dir, stems[index], formats, result)
+            else:
+                _print(path, formats, result, several=len(files) > 1)
     if failures:
         raise SystemExit(1)
+
+
+def _write(output_dir: Path, stem: str, formats: list[str], result) -> bool:
+    """Write `result` in every format; False (after one error line) when a write fails."""
+    for name in formats:
+        target = output_dir / f"{stem}.{name}"
+        try:
+            write_atomic(target, WRITERS[name](result))
+        except OSError as exc:
+            click.echo(f"error: cannot write {target}: {exc.strerror or exc}", err=True)
+            return False
+    return True
+
+
+def _print(path: Path, formats: list[str], result, several: bool) -> None:
+    """Print `result` to stdout; with several files, a header (or a "file" field in JSON)."""
+    for name in formats:
+        if name == "json" and several:
+            record = {"file": str(path), **result.to_dict()}
+            click.echo(json.dumps(record, ensure_ascii=False))
+            continue
+        if several:
+            click.echo(f"==> {path} <==")
+        click.echo(WRITERS[name](result), nl=False)
 
 
 @cli.command("models")

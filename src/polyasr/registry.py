@@ -8,14 +8,15 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ModelError
-from .types import AsrModel
+from .pipeline.recognizer import Recognizer
+from .pipeline.transcriber import Transcriber
 
 
 @dataclass(frozen=True)
 class Family:
     name: str
     detect: Callable[[Path], bool]
-    load: Callable[..., AsrModel]
+    load: Callable[..., Recognizer]
 
 
 def _whisper_family() -> Family:
@@ -97,12 +98,13 @@ def detect_family(directory: Path) -> Family:
     )
 
 
-def load(name_or_path: str | Path, device: str = "auto", dtype: Any = None) -> AsrModel:
+def load(name_or_path: str | Path, device: str = "auto", dtype: Any = None) -> Transcriber:
     """Load a model by short name (`whisper-base`), hub id (`openai/whisper-base`) or path.
 
     `device` is "auto", "cpu", "cuda" or "mps"; `dtype` "float32", "float16", "bfloat16" or
-    None for the device's default (float16 on CUDA, float32 elsewhere).
+    None for the device's default (float16 on CUDA, float32 elsewhere). The result follows
+    the `AsrModel` protocol; its `recognizer` is the family's model.
     """
     directory, name = resolve_directory(name_or_path)
     family = detect_family(directory)
-    return family.load(directory, device=device, dtype=dtype, name=name)
+    return Transcriber(family.load(directory, device=device, dtype=dtype, name=name))

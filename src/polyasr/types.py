@@ -1,27 +1,24 @@
-"""Result and option dataclasses, and the protocol every model family implements."""
+"""Result and option dataclasses, progress reports, and the protocol every loaded model offers."""
 
 from __future__ import annotations
 
-import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any, Protocol, Union, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
-import numpy as np
-
-from .errors import OptionError
-
-AudioInput = Union[str, "os.PathLike[str]", np.ndarray]
-"""A file path, or a float32 waveform at 16 kHz: [samples] mono or [channels, samples]."""
+from .audio.io import AudioInput
+from .errors import OptionError, PolyasrError
 
 
 @dataclass
 class Word:
-    """One word with its time span in seconds and the model's confidence in it."""
+    """One word with its time span in seconds, the model's confidence and its speaker."""
 
     start: float
     end: float
     text: str
     probability: float | None = None
+    speaker: str | None = None
 
 
 @dataclass
@@ -43,7 +40,7 @@ class Segment:
 
 @dataclass
 class Transcript:
-    """The result of transcribing one recording."""
+    """The result of transcribing one recording, with what produced it."""
 
     text: str
     segments: list[Segment]
@@ -52,6 +49,11 @@ class Transcript:
     duration: float = 0.0
     """Length of the audio in seconds."""
     processing_seconds: float = 0.0
+    model: str | None = None
+    """Name of the model (short name, hub id or path as given to `polyasr.load`)."""
+    family: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    """The `TranscribeOptions` that made this transcript, as plain data."""
 
     @property
     def rtf(self) -> float:
@@ -62,6 +64,48 @@ class Transcript:
         data = asdict(self)
         data["rtf"] = self.rtf
         return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Transcript:
+        """The transcript `to_dict` (or the JSON output) describes; unknown keys are ignored."""
+        try:
+            segments = [
+                Segment(
+                    **{
+                        **_known(Segment, s),
+                        "words": [Word(**_known(Word, w)) for w in s.get("words") or []],
+                    }
+                )
+                for s in data.get("segments") or []
+            ]
+            return cls(**{**_known(cls, data), "segments": segments})
+        except (TypeError, AttributeError) as exc:
+            raise PolyasrError(f"not a transcript: {exc}") from None
+
+
+def _known(kind: type, data: dict[str, Any]) -> dict[str, Any]:
+    names = {f.name for f in fields(kind)}
+    return {k: v for k, v in data.items() if k in names}
+
+
+@dataclass(frozen=True)
+class VadOptions:
+    """How Silero VAD finds speech (the defaults of `silero_vad.get_speech_timestamps`)."""
+
+    threshold: float = 0.5
+    """Speech starts where the speech probability reaches this."""
+    min_speech_s: float = 0.25
+    """Shorter bursts of speech are dropped."""
+    min_silence_s: float = 0.1
+    """A region ends after this much audio below `threshold - 0.15`."""
+    speech_pad_s: float = 0.03
+    """Each region is widened by this much on both sides."""
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.threshold < 1.0:
+            raise OptionError("the VAD threshold must lie between 0 and 1")
+        if min(self.min_speech_s, self.min_silence_s, self.speech_pad_s) < 0:
+            raise OptionError("VAD durations must not be negative")
 
 
 TASKS = ("transcribe", "translate")
@@ -97,6 +141,7 @@ class TranscribeOptions:
     vad: bool = True
     """Cut the audio at pauses found by Silero VAD and transcribe the pieces in batches; off,
     Whisper decodes 30 s windows sequentially and other families cut fixed windows."""
+    vad_options: VadOptions = field(default_factory=VadOptions)
     batch_size: int = 8
     """Pieces of audio decoded together (more is faster per second of audio, uses more memory)."""
 
@@ -113,6 +158,8 @@ class TranscribeOptions:
             raise OptionError("batch_size must be at least 1")
         if self.max_new_tokens is not None and self.max_new_tokens < 1:
             raise OptionError("max_new_tokens must be at least 1")
+        if not isinstance(self.vad_options, VadOptions):
+            raise OptionError("vad_options must be a polyasr.VadOptions")
         if isinstance(self.temperatures, list):
             object.__setattr__(self, "temperatures", tuple(self.temperatures))
 
@@ -128,18 +175,45 @@ class TranscribeOptions:
         return replace(options, **overrides) if overrides else options
 
 
+@dataclass(frozen=True)
+class Progress:
+    """How far a `transcribe_batch` call has come: pieces of audio decoded and their seconds.
+
+    Totals grow as inputs are read (inputs are decoded a group at a time)."""
+
+    pieces_done: int
+    pieces_total: int
+    seconds_done: float
+    seconds_total: float
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
 @runtime_checkable
 class AsrModel(Protocol):
-    """What every model family offers; users never branch on the family."""
+    """What every loaded model offers; users never branch on the family."""
 
     family: str
+    name: str
     sample_rate: int
     languages: tuple[str, ...]
 
     def transcribe(
-        self, audio: AudioInput, options: TranscribeOptions | None = None, **kwargs: Any
+        self,
+        audio: AudioInput,
+        options: TranscribeOptions | None = None,
+        *,
+        sample_rate: int | None = None,
+        progress: ProgressCallback | None = None,
+        **overrides: Any,
     ) -> Transcript: ...
 
     def transcribe_batch(
-        self, audios: list[AudioInput], options: TranscribeOptions | None = None, **kwargs: Any
-    ) -> list[Transcript]: ...
+        self,
+        audios: list[AudioInput],
+        options: TranscribeOptions | None = None,
+        *,
+        progress: ProgressCallback | None = None,
+        **overrides: Any,
+    ) -> list[Transcript | PolyasrError]: ...

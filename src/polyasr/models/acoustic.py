@@ -1,10 +1,9 @@
 """What the frame-synchronous families (GigaAM CTC/RNN-T, Parakeet TDT) share: a log-mel
-frontend with the checkpoint's own filters, a batched encoder over padded features, option
-checks, and transcription of any length through the long-audio pipeline."""
+frontend with the checkpoint's own filters, a batched encoder over padded features and option
+checks."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -13,20 +12,13 @@ from torch import nn
 
 from ..audio import FeatureConfig, log_mel
 from ..errors import OptionError
-from ..pipeline.longform import transcribe_many
-from ..types import AudioInput, TranscribeOptions, Transcript
+from ..pipeline.recognizer import Recognizer
+from ..types import TranscribeOptions
 
 
-class AcousticAsr:
+class AcousticRecognizer(Recognizer):
     """Base of an encoder + frame-level decoder model; subclasses set the class attributes and
-    implement `transcribe_chunks`."""
-
-    family = ""
-    sample_rate = 16000
-    languages: tuple[str, ...] = ()
-    """Languages the model is known to handle; empty means it does not say."""
-    max_input_seconds = 30.0
-    pads_to_max_input = False
+    implement `decode`."""
 
     def __init__(
         self,
@@ -50,17 +42,13 @@ class AcousticAsr:
     def device(self) -> torch.device:
         return self.filters.device
 
-    def _options(
-        self, options: TranscribeOptions | None, overrides: dict[str, Any]
-    ) -> TranscribeOptions:
-        options = TranscribeOptions.resolve(options, overrides)
+    def check(self, options: TranscribeOptions) -> None:
         if options.language is not None and self.languages:
             if options.language not in self.languages:
                 known = ", ".join(repr(code) for code in self.languages)
                 raise OptionError(f"{self.name} transcribes only language {known}")
         if options.task != "transcribe":
             raise OptionError(f"{self.name} cannot translate")
-        return options
 
     def log_mel(self, samples: torch.Tensor) -> torch.Tensor:
         """[n_mels, frames] with the checkpoint's filter bank and window."""
@@ -82,27 +70,3 @@ class AcousticAsr:
         dtype = next(self.model.parameters()).dtype
         lengths_t = torch.tensor(lengths, device=self.device)
         return self.model.encoder(batch.to(dtype), lengths_t)
-
-    def _language(self, options: TranscribeOptions) -> str | None:
-        """The language reported in transcripts: the requested one or the only one known."""
-        if options.language is None and len(self.languages) == 1:
-            return self.languages[0]
-        return options.language
-
-    def transcribe(
-        self,
-        audio: AudioInput,
-        options: TranscribeOptions | None = None,
-        progress: Callable[[float, float], None] | None = None,
-        **overrides: Any,
-    ) -> Transcript:
-        """Transcribe one recording of any length (VAD chunks, or fixed windows without VAD)."""
-        options = self._options(options, overrides)
-        return transcribe_many(self, [audio], options, self._language(options), progress)[0]
-
-    def transcribe_batch(
-        self, audios: list[AudioInput], options: TranscribeOptions | None = None, **overrides: Any
-    ) -> list[Transcript]:
-        """Several recordings whose chunks are decoded in shared batches."""
-        options = self._options(options, overrides)
-        return transcribe_many(self, audios, options, self._language(options))

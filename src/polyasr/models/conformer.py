@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .linear import Linear, PointwiseConv1d
+
 
 def valid_mask(lengths: Tensor, size: int) -> Tensor:
     """[B, size] True where the time step is inside the utterance."""
@@ -35,19 +37,19 @@ def depthwise_conv_time(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tenso
 class ConvolutionModule(nn.Module):
     """Pointwise conv, GLU, depthwise conv, normalization, SiLU, pointwise conv.
 
-    The kernel-1 convolutions run as matrix products with the checkpoint's conv weights.
+    The kernel-1 convolutions run as matrix products over the [B, T, d] layout.
     `norm` is "layer" (GigaAM) or "batch" (FastConformer, running statistics); the checkpoint
     calls either `batch_norm`.
     """
 
     def __init__(self, d_model: int, kernel: int, norm: str = "layer", bias: bool = True) -> None:
         super().__init__()
-        self.pointwise_conv1 = nn.Conv1d(d_model, 2 * d_model, 1, bias=bias)
+        self.pointwise_conv1 = PointwiseConv1d(d_model, 2 * d_model, bias=bias)
         self.depthwise_conv = nn.Conv1d(
             d_model, d_model, kernel, padding=kernel // 2, groups=d_model, bias=bias
         )
         self.batch_norm = nn.LayerNorm(d_model) if norm == "layer" else nn.BatchNorm1d(d_model)
-        self.pointwise_conv2 = nn.Conv1d(d_model, d_model, 1, bias=bias)
+        self.pointwise_conv2 = PointwiseConv1d(d_model, d_model, bias=bias)
 
     def normalize(self, x: Tensor) -> Tensor:
         norm = self.batch_norm
@@ -58,20 +60,19 @@ class ConvolutionModule(nn.Module):
 
     def forward(self, x: Tensor, pad_mask: Tensor | None) -> Tensor:
         """x [B, T, d] -> [B, T, d]; pad_mask [B, T] True on padding."""
-        conv1, depthwise, conv2 = self.pointwise_conv1, self.depthwise_conv, self.pointwise_conv2
-        y = F.glu(F.linear(x, conv1.weight[..., 0], conv1.bias), dim=-1)
+        y = F.glu(self.pointwise_conv1(x), dim=-1)
         if pad_mask is not None:
             y = y.masked_fill(pad_mask[..., None], 0.0)
+        depthwise = self.depthwise_conv
         z = depthwise_conv_time(y, depthwise.weight[:, 0], depthwise.bias)
-        z = F.silu(self.normalize(z))
-        return F.linear(z, conv2.weight[..., 0], conv2.bias)
+        return self.pointwise_conv2(F.silu(self.normalize(z)))
 
 
 class FeedForward(nn.Module):
     def __init__(self, d_model: int, d_ff: int, bias: bool = True) -> None:
         super().__init__()
-        self.linear1 = nn.Linear(d_model, d_ff, bias=bias)
-        self.linear2 = nn.Linear(d_ff, d_model, bias=bias)
+        self.linear1 = Linear(d_model, d_ff, bias=bias)
+        self.linear2 = Linear(d_ff, d_model, bias=bias)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.linear2(F.silu(self.linear1(x)))

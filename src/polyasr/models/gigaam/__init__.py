@@ -1,5 +1,6 @@
 """GigaAM v3 (SaluteDevices) in native PyTorch, loading the published checkpoints safely."""
 
-from .load import GigaAMAsr, is_gigaam, load_gigaam
+from .checkpoint import is_gigaam, load_gigaam
+from .recognizer import GigaAMRecognizer
 
-__all__ = ["GigaAMAsr", "is_gigaam", "load_gigaam"]
+__all__ = ["GigaAMRecognizer", "is_gigaam", "load_gigaam"]

@@ -13,7 +13,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..blocks import apply_rope, rope_tables
 from ..conformer import ConformerLayer, ConvolutionModule, valid_mask
+from ..linear import Linear, PointwiseConv1d
 
 
 @dataclass(frozen=True)
@@ -55,34 +57,20 @@ class StridingSubsampling(nn.Module):
         return x.transpose(1, 2), lengths
 
 
-def rotary_tables(length: int, dim: int, base: float, device, dtype) -> tuple[Tensor, Tensor]:
-    """cos/sin [T, dim] in the rotate-half layout (frequencies repeated twice)."""
-    inv = base ** (-torch.arange(0, dim, 2, device=device, dtype=torch.float32) / dim)
-    angles = torch.arange(length, device=device, dtype=torch.float32)[:, None] * inv[None]
-    angles = torch.cat([angles, angles], dim=-1)
-    return angles.cos().to(dtype), angles.sin().to(dtype)
-
-
-def rotate(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
-    """x [B, T, H, hd] rotated per head: x cos + [-x2, x1] sin."""
-    x1, x2 = x.chunk(2, dim=-1)
-    return x * cos[:, None] + torch.cat([-x2, x1], dim=-1) * sin[:, None]
-
-
 class RotaryMultiHeadAttention(nn.Module):
     def __init__(self, d_model: int, n_heads: int) -> None:
         super().__init__()
         self.n_heads = n_heads
-        self.linear_q = nn.Linear(d_model, d_model)
-        self.linear_k = nn.Linear(d_model, d_model)
-        self.linear_v = nn.Linear(d_model, d_model)
-        self.linear_out = nn.Linear(d_model, d_model)
+        self.linear_q = Linear(d_model, d_model)
+        self.linear_k = Linear(d_model, d_model)
+        self.linear_v = Linear(d_model, d_model)
+        self.linear_out = Linear(d_model, d_model)
 
     def forward(self, x: Tensor, cos: Tensor, sin: Tensor, key_mask: Tensor | None) -> Tensor:
-        """x [B, T, d]; key_mask [B, T] (None for a single utterance)."""
+        """x [B, T, d]; cos/sin [T, head_dim]; key_mask [B, T] (None for one utterance)."""
         b, t, d = x.shape
         heads = x.view(b, t, self.n_heads, -1)
-        rotated = rotate(heads, cos, sin).reshape(b, t, d)
+        rotated = apply_rope(heads, cos[:, None], sin[:, None]).reshape(b, t, d)
 
         def split(y: Tensor) -> Tensor:
             return y.view(b, t, self.n_heads, -1).transpose(1, 2)
@@ -116,7 +104,8 @@ class ConformerEncoder(nn.Module):
     def forward(self, features: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         x, lengths = self.pre_encode(features, lengths)
         head_dim = self.dims.d_model // self.dims.n_heads
-        cos, sin = rotary_tables(x.shape[1], head_dim, self.dims.rope_base, x.device, x.dtype)
+        positions = torch.arange(x.shape[1], device=x.device)
+        cos, sin = rope_tables(positions, head_dim, self.dims.rope_base, x.dtype)
         valid = valid_mask(lengths, x.shape[1]) if x.shape[0] > 1 else None
         pad = None if valid is None else ~valid
         for layer in self.layers:
@@ -127,12 +116,11 @@ class ConformerEncoder(nn.Module):
 class CTCHead(nn.Module):
     def __init__(self, dims: GigaAMDims) -> None:
         super().__init__()
-        self.decoder_layers = nn.Sequential(nn.Conv1d(dims.d_model, dims.num_classes, 1))
+        self.decoder_layers = nn.Sequential(PointwiseConv1d(dims.d_model, dims.num_classes))
 
     def forward(self, states: Tensor) -> Tensor:
         """states [B, T', d] -> log-probabilities [B, T', C]."""
-        logits = self.decoder_layers(states.transpose(1, 2)).transpose(1, 2)
-        return logits.float().log_softmax(dim=-1)
+        return self.decoder_layers(states).float().log_softmax(dim=-1)
 
 
 class PredictionNetwork(nn.Module):
@@ -147,9 +135,9 @@ class PredictionNetwork(nn.Module):
 class Joint(nn.Module):
     def __init__(self, dims: GigaAMDims) -> None:
         super().__init__()
-        self.enc = nn.Linear(dims.d_model, dims.joint_hidden)
-        self.pred = nn.Linear(dims.pred_hidden, dims.joint_hidden)
-        self.joint_net = nn.Sequential(nn.ReLU(), nn.Linear(dims.joint_hidden, dims.num_classes))
+        self.enc = Linear(dims.d_model, dims.joint_hidden)
+        self.pred = Linear(dims.pred_hidden, dims.joint_hidden)
+        self.joint_net = nn.Sequential(nn.ReLU(), Linear(dims.joint_hidden, dims.num_classes))
 
 
 class RNNTHead(nn.Module):

@@ -1,5 +1,6 @@
 """Parakeet TDT (NVIDIA NeMo) in native PyTorch, loading `.nemo` archives safely."""
 
-from .load import ParakeetAsr, is_parakeet, load_parakeet
+from .checkpoint import is_parakeet, load_parakeet
+from .recognizer import ParakeetRecognizer
 
-__all__ = ["ParakeetAsr", "is_parakeet", "load_parakeet"]
+__all__ = ["ParakeetRecognizer", "is_parakeet", "load_parakeet"]

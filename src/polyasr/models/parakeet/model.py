@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..conformer import ConformerLayer, ConvolutionModule, valid_mask
+from ..linear import Linear
 
 MASK_VALUE = -10000.0
 
@@ -68,7 +69,7 @@ class DepthwiseStridingSubsampling(nn.Module):
         freq = dims.feat_in
         for _ in range(dims.n_strides):
             freq = (freq - 1) // 2 + 1
-        self.out = nn.Linear(c * freq, dims.d_model)
+        self.out = Linear(c * freq, dims.d_model)
 
     def forward(self, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         x = x[:, None]  # [B, 1, T, F]
@@ -104,11 +105,11 @@ class RelPositionMultiHeadAttention(nn.Module):
         super().__init__()
         self.n_heads = n_heads
         self.d_k = d_model // n_heads
-        self.linear_q = nn.Linear(d_model, d_model, bias=bias)
-        self.linear_k = nn.Linear(d_model, d_model, bias=bias)
-        self.linear_v = nn.Linear(d_model, d_model, bias=bias)
-        self.linear_out = nn.Linear(d_model, d_model, bias=bias)
-        self.linear_pos = nn.Linear(d_model, d_model, bias=False)
+        self.linear_q = Linear(d_model, d_model, bias=bias)
+        self.linear_k = Linear(d_model, d_model, bias=bias)
+        self.linear_v = Linear(d_model, d_model, bias=bias)
+        self.linear_out = Linear(d_model, d_model, bias=bias)
+        self.linear_pos = Linear(d_model, d_model, bias=False)
         self.pos_bias_u = nn.Parameter(torch.zeros(n_heads, self.d_k))
         self.pos_bias_v = nn.Parameter(torch.zeros(n_heads, self.d_k))
 
@@ -202,12 +203,12 @@ class TDTJoint(nn.Module):
 
     def __init__(self, dims: ParakeetDims) -> None:
         super().__init__()
-        self.enc = nn.Linear(dims.d_model, dims.joint_hidden)
-        self.pred = nn.Linear(dims.pred_hidden, dims.joint_hidden)
+        self.enc = Linear(dims.d_model, dims.joint_hidden)
+        self.pred = Linear(dims.pred_hidden, dims.joint_hidden)
         self.joint_net = nn.Sequential(
             nn.ReLU(),
             nn.Identity(),  # dropout in training
-            nn.Linear(dims.joint_hidden, dims.vocab_size + 1 + len(dims.durations)),
+            Linear(dims.joint_hidden, dims.vocab_size + 1 + len(dims.durations)),
         )
 
     def forward(self, enc: Tensor, pred: Tensor) -> Tensor:

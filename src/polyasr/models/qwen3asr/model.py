@@ -17,7 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..whisper.model import sinusoids
+from ..blocks import apply_rope, rope_tables, sinusoids
+from ..linear import Linear, embedding_logits
 
 CHUNK_FRAMES = 100  # mel frames per conv chunk (2 * n_window)
 TOKENS_PER_CHUNK = 13  # ceil(100 / 8): audio tokens per full chunk
@@ -58,26 +59,6 @@ def tokens_after_conv(frames: int) -> int:
     return TOKENS_PER_CHUNK * (frames // CHUNK_FRAMES) + (rest + 7) // 8
 
 
-def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
-    """x @ W.T (+ b) with W [out, in]. On CPU, 4-64 rows (batched decoding steps) run about
-    twice as fast with the weight as the left operand (MKL packs the big matrix otherwise);
-    1-3 rows and large products are fastest as F.linear."""
-    rows = x.numel() // x.shape[-1]
-    if not 4 <= rows <= 64 or x.device.type != "cpu":
-        return F.linear(x, weight, bias)
-    y = (weight @ x.reshape(rows, -1).T).T
-    if bias is not None:
-        y = y + bias
-    return y.reshape(*x.shape[:-1], -1)
-
-
-class Linear(nn.Linear):
-    """nn.Linear (checkpoint layout [out, in]) computed with `linear`."""
-
-    def forward(self, x: Tensor) -> Tensor:
-        return linear(x, self.weight, self.bias)
-
-
 # --- audio encoder --------------------------------------------------------------------------
 
 
@@ -87,10 +68,10 @@ class AudioAttention(nn.Module):
     def __init__(self, d_model: int, heads: int) -> None:
         super().__init__()
         self.heads = heads
-        self.q_proj = nn.Linear(d_model, d_model)
-        self.k_proj = nn.Linear(d_model, d_model)
-        self.v_proj = nn.Linear(d_model, d_model)
-        self.out_proj = nn.Linear(d_model, d_model)
+        self.q_proj = Linear(d_model, d_model)
+        self.k_proj = Linear(d_model, d_model)
+        self.v_proj = Linear(d_model, d_model)
+        self.out_proj = Linear(d_model, d_model)
 
     def forward(self, x: Tensor, mask: Tensor | None) -> Tensor:
         """x [S, L, d] (S windows or clips, padded to L); mask [S, 1, 1, L] marks real keys."""
@@ -110,8 +91,8 @@ class AudioEncoderLayer(nn.Module):
         super().__init__()
         self.self_attn = AudioAttention(dims.d_model, dims.heads)
         self.self_attn_layer_norm = nn.LayerNorm(dims.d_model)
-        self.fc1 = nn.Linear(dims.d_model, dims.ffn)
-        self.fc2 = nn.Linear(dims.ffn, dims.d_model)
+        self.fc1 = Linear(dims.d_model, dims.ffn)
+        self.fc2 = Linear(dims.ffn, dims.d_model)
         self.final_layer_norm = nn.LayerNorm(dims.d_model)
 
     def forward(self, x: Tensor, mask: Tensor | None) -> Tensor:
@@ -134,11 +115,11 @@ class AudioEncoder(nn.Module):
         self.conv2d2 = nn.Conv2d(c, c, 3, stride=2, padding=1)
         self.conv2d3 = nn.Conv2d(c, c, 3, stride=2, padding=1)
         freq = (((dims.n_mels + 1) // 2 + 1) // 2 + 1) // 2  # mel bins after the convs: 16
-        self.conv_out = nn.Linear(c * freq, dims.d_model, bias=False)
+        self.conv_out = Linear(c * freq, dims.d_model, bias=False)
         self.layers = nn.ModuleList(AudioEncoderLayer(dims) for _ in range(dims.layers))
         self.ln_post = nn.LayerNorm(dims.d_model)
-        self.proj1 = nn.Linear(dims.d_model, dims.d_model)
-        self.proj2 = nn.Linear(dims.d_model, dims.output_dim)
+        self.proj1 = Linear(dims.d_model, dims.d_model)
+        self.proj2 = Linear(dims.d_model, dims.output_dim)
 
     def conv_stem(self, chunks: Tensor) -> Tensor:
         """[C, n_mels, W] mel chunks -> [C, ceil(W / 8), d_model] with chunk-local positions."""
@@ -209,28 +190,6 @@ class RMSNorm(nn.Module):
         return self.weight * h.to(x.dtype)
 
 
-def rotate_half(x: Tensor) -> Tensor:
-    """[x1, x2] -> [-x2, x1] over the last dimension (RoPE in the NeoX half layout)."""
-    x1, x2 = x.chunk(2, dim=-1)
-    return torch.cat((-x2, x1), dim=-1)
-
-
-class RotaryEmbedding(nn.Module):
-    """cos/sin [B, n, head_dim] of integer positions [B, n] (NeoX halves, float32 angles)."""
-
-    def __init__(self, head_dim: int, theta: float) -> None:
-        super().__init__()
-        self.head_dim = head_dim
-        self.theta = theta
-
-    def forward(self, positions: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
-        steps = torch.arange(0, self.head_dim, 2, device=positions.device).float()
-        inv = 1.0 / (self.theta ** (steps / self.head_dim))
-        angles = positions.float()[..., None] * inv
-        emb = torch.cat((angles, angles), dim=-1)
-        return emb.cos().to(dtype), emb.sin().to(dtype)
-
-
 class KVCache:
     """Keys and values [B, kv_heads, capacity, head_dim] per layer, grown on demand.
 
@@ -298,8 +257,7 @@ class DecoderAttention(nn.Module):
         k = self.k_norm(self.k_proj(x).view(b, n, self.kv_heads, -1)).transpose(1, 2)
         v = self.v_proj(x).view(b, n, self.kv_heads, -1).transpose(1, 2)
         cos, sin = (t[:, None] for t in rope)
-        q = q * cos + rotate_half(q) * sin
-        k = k * cos + rotate_half(k) * sin
+        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         keys, values = kv
         keys[rows, :, columns] = k
         values[rows, :, columns] = v
@@ -357,7 +315,7 @@ class TextModel(nn.Module):
         self.embed_tokens = nn.Embedding(dims.vocab_size, dims.hidden)
         self.layers = nn.ModuleList(DecoderLayer(dims) for _ in range(dims.layers))
         self.norm = RMSNorm(dims.hidden, dims.rms_eps)
-        self.rotary = RotaryEmbedding(dims.head_dim, dims.rope_theta)
+        self.head_dim, self.rope_theta = dims.head_dim, dims.rope_theta
 
     def forward(
         self,
@@ -369,7 +327,7 @@ class TextModel(nn.Module):
         mask: Tensor | None = None,
     ) -> Tensor:
         """Embedded inputs [b, n, hidden] at `positions` [b, n] -> normed hidden states."""
-        rope = self.rotary(positions, x.dtype)
+        rope = rope_tables(positions, self.head_dim, self.rope_theta, x.dtype)
         for layer, kv in zip(self.layers, cache.layers):
             x = layer(x, rope, kv, rows, columns, mask)
         return self.norm(x)
@@ -388,7 +346,7 @@ class Qwen3AsrThinker(nn.Module):
     def logits(self, hidden: Tensor) -> Tensor:
         """Vocabulary logits of hidden states [..., hidden], in float32."""
         if self.lm_head is None:
-            return linear(hidden, self.model.embed_tokens.weight).float()
+            return embedding_logits(hidden, self.model.embed_tokens.weight)
         return self.lm_head(hidden).float()
 
     def new_cache(self, batch: int, capacity: int) -> KVCache:

@@ -1,5 +1,6 @@
 """OpenAI Whisper in native PyTorch, loading the Hugging Face hub layout."""
 
-from .load import WhisperAsr, is_whisper_dir, load_whisper
+from .checkpoint import is_whisper_dir, load_whisper
+from .recognizer import WhisperRecognizer
 
-__all__ = ["WhisperAsr", "is_whisper_dir", "load_whisper"]
+__all__ = ["WhisperRecognizer", "is_whisper_dir", "load_whisper"]

@@ -259,7 +259,7 @@ def decode_windows(
     filters = build_filters(tokenizer, config)
 
     cache = model.new_cache(n_audio * n_group)
-    model.decoder.set_audio(cache, audio_states.repeat_interleave(n_group, dim=0))
+    model.decoder.set_audio(cache, audio_states)  # shared by the n_group rows of each window
     tokens = torch.tensor([prompt], device=audio_states.device).repeat(n_audio * n_group, 1)
     sum_logprobs = torch.zeros(n_audio * n_group, device=audio_states.device)
 

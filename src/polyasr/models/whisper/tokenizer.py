@@ -10,6 +10,7 @@ from pathlib import Path
 from tokenizers import Tokenizer
 
 from ...errors import ModelError
+from ...languages import UNSPACED_LANGUAGES
 
 LANGUAGES = (
     "en zh de es ru ko fr ja pt tr pl ca nl ar sv it id hi fi vi he uk el ms cs ro da hu ta no th "
@@ -17,9 +18,6 @@ LANGUAGES = (
     "pa si km sn yo so af oc ka be tg sd gu am yi lo uz fo ht ps tk nn mt sa lb my bo tl mg as tt "
     "haw ln ha ba jw su yue"
 ).split()
-
-# Scripts without spaces between words: word timestamps split them per character.
-UNSPACED_LANGUAGES = {"zh", "ja", "th", "lo", "my", "yue"}
 
 
 class WhisperTokenizer:

@@ -1,13 +1,39 @@
-"""Read safetensors checkpoints, single-file or sharded with an index."""
+"""Read the plain files of a model directory: JSON configs and safetensors weights (single
+or sharded with an index). Pickles go through `safe_pickle`."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from .errors import ModelError
+
+
+def read_json(path: Path, required: bool = True) -> dict[str, Any]:
+    """The JSON object in `path` ({} when it is absent and not `required`); one `ModelError`
+    line when it is missing, unreadable or not an object."""
+    if not path.is_file():
+        if required:
+            raise ModelError(f"incomplete model directory: {path.name} is missing in {path.parent}")
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelError(f"cannot read {path}: {exc}") from None
+    if not isinstance(data, dict):
+        raise ModelError(f"{path} does not hold a JSON object")
+    return data
+
+
+def model_type(directory: Path) -> str | None:
+    """The `model_type` of `directory/config.json`, or None when there is no readable one."""
+    try:
+        return str(read_json(directory / "config.json").get("model_type"))
+    except ModelError:
+        return None
 
 
 def load_safetensors(directory: Path, stem: str = "model") -> dict[str, torch.Tensor]:

@@ -1,27 +1,23 @@
-"""Load Parakeet TDT `.nemo` archives (v2, v3) behind the `AsrModel` protocol, without NeMo."""
+"""Read Parakeet TDT `.nemo` archives (v2, v3) without NeMo: config, weights, tokenizer."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from ...audio import FeatureConfig
 from ...audio.features import analysis_window, mel_filters
 from ...devices import resolve_device, resolve_dtype
 from ...errors import ModelError
-from ...types import Segment, TranscribeOptions, Word
-from ..acoustic import AcousticAsr
 from ..materialize import materialize
 from .archive import NemoArchive
-from .decoding import tdt_greedy
 from .model import ParakeetDims, ParakeetTDT
+from .recognizer import ParakeetRecognizer
 from .tokenizer import ParakeetTokenizer
 
 SAMPLE_RATE = 16000
-SEGMENT_ENDINGS = (".", "?", "!")
 
 
 def find_nemo(path: Path) -> Path | None:
@@ -147,66 +143,10 @@ def _feature_config(cfg: dict[str, Any]) -> FeatureConfig:
     )
 
 
-class ParakeetAsr(AcousticAsr):
-    """A loaded Parakeet TDT model: 8x-subsampled FastConformer + TDT greedy decoding. It finds
-    the language itself; a requested language only labels the transcript."""
-
-    family = "parakeet"
-    max_input_seconds = 60.0
-
-    @property
-    def frame_seconds(self) -> float:
-        return self.features.hop_length * self.model.dims.subsampling_factor / SAMPLE_RATE
-
-    def feature_length(self, samples: int, frames: int) -> int:
-        """NeMo >= 2.5 counts floor(N / hop) valid frames (one fewer than the STFT gives)."""
-        return max(samples // self.features.hop_length, 1)
-
-    @torch.inference_mode()
-    def recognize(self, chunks: list[np.ndarray]) -> list[list]:
-        """Token spans (id, start frame, end frame) for each chunk."""
-        states, lengths = self.encode(chunks)
-        return tdt_greedy(self.model, states, lengths, self.max_symbols)
-
-    def transcribe_chunks(
-        self, chunks: list[np.ndarray], options: TranscribeOptions
-    ) -> list[list[Segment]]:
-        """Segments split after sentence-ending words, with times relative to the chunk."""
-        out = []
-        for chunk, spans in zip(chunks, self.recognize(chunks)):
-            spans = [s for s in spans if s.id < self.model.dims.vocab_size]
-            duration = len(chunk) / SAMPLE_RATE
-            words = [
-                Word(
-                    start=round(min(start * self.frame_seconds, duration), 3),
-                    end=round(min(end * self.frame_seconds, duration), 3),
-                    text=text,
-                )
-                for text, start, end in self.tokenizer.words(spans)
-            ]
-            out.append(self._segments(words))
-        return out
-
-    @staticmethod
-    def _segments(words: list[Word]) -> list[Segment]:
-        """One segment per sentence (NeMo's `segment_seperators`: . ? !)."""
-        segments: list[Segment] = []
-        current: list[Word] = []
-        for word in words:
-            current.append(word)
-            if word.text.endswith(SEGMENT_ENDINGS) or word is words[-1]:
-                text = " ".join(w.text for w in current)
-                segments.append(
-                    Segment(start=current[0].start, end=current[-1].end, text=text, words=current)
-                )
-                current = []
-        return segments
-
-
 def load_parakeet(
     path: Path, device: str = "auto", dtype: Any = None, name: str | None = None
-) -> ParakeetAsr:
-    """Build a `ParakeetAsr` from a `.nemo` file or a directory holding exactly one."""
+) -> ParakeetRecognizer:
+    """A `ParakeetRecognizer` from a `.nemo` file or a directory holding exactly one."""
     nemo = find_nemo(path)
     if nemo is None:
         raise ModelError(f"no .nemo file found at {path}")
@@ -235,7 +175,7 @@ def load_parakeet(
         max_symbols = int(greedy.get("max_symbols") or 10)
     except (TypeError, ValueError):
         raise ModelError(f"{nemo}: invalid decoding.greedy.max_symbols") from None
-    return ParakeetAsr(
+    return ParakeetRecognizer(
         model,
         tokenizer,
         features,

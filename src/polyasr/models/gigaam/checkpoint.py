@@ -1,24 +1,22 @@
-"""Load GigaAM v3 checkpoints (`v3_*.ckpt` + SentencePiece model) behind the `AsrModel` protocol."""
+"""Read GigaAM v3 checkpoints: the published `v3_*.ckpt` (+ SentencePiece model for the e2e
+variants) or the Hugging Face copy (`pytorch_model.bin` + `config.json`)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from ...audio import FeatureConfig
 from ...audio.features import analysis_window, mel_filters
 from ...devices import resolve_device, resolve_dtype
 from ...errors import ModelError
+from ...model_files import read_json
 from ...safe_pickle import load_pickle, plain
-from ...types import Segment, TranscribeOptions, Word
-from ..acoustic import AcousticAsr
 from ..materialize import materialize
-from .decoding import ctc_greedy, rnnt_greedy
 from .model import GigaAM, GigaAMDims
+from .recognizer import GigaAMRecognizer
 from .tokenizer import GigaAMTokenizer
 
 SAMPLE_RATE = 16000
@@ -48,10 +46,7 @@ def is_gigaam(path: Path) -> bool:
 
 def _hub_config(config: Path) -> dict[str, Any]:
     """The model cfg nested in the hub copy's config.json (the dict with encoder and head)."""
-    try:
-        stack = [json.loads(config.read_text(encoding="utf-8"))]
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelError(f"cannot read {config}: {exc}") from None
+    stack: list[Any] = [read_json(config)]
     while stack:
         node = stack.pop()
         if isinstance(node, dict):
@@ -112,68 +107,10 @@ def dims_from_config(
         raise ModelError(f"{where}: invalid encoder configuration ({exc})") from None
 
 
-class GigaAMAsr(AcousticAsr):
-    """A loaded GigaAM v3 model (CTC or RNN-T; plain or end-to-end punctuated)."""
-
-    family = "gigaam"
-    languages = ("ru",)
-    max_input_seconds = 25.0
-
-    @property
-    def blank(self) -> int:
-        return self.model.dims.num_classes - 1
-
-    @torch.inference_mode()
-    def recognize(self, chunks: list[np.ndarray]) -> list[tuple[list[int], list[int], int]]:
-        """Token ids, their encoder frames and the encoder length for each chunk."""
-        short = [i for i, c in enumerate(chunks) if len(c) < self.features.n_fft]
-        padded = [
-            c if len(c) >= self.features.n_fft else np.zeros(self.features.n_fft, np.float32)
-            for c in chunks
-        ]
-        states, lengths = self.encode(padded)
-        results = []
-        if self.model.head_type == "ctc":
-            log_probs = self.model.head(states)
-            for i in range(len(chunks)):
-                n = int(lengths[i])
-                results.append((*ctc_greedy(log_probs[i], n, self.blank), n))
-        else:
-            decoded = rnnt_greedy(self.model.head, states, lengths, self.blank, self.max_symbols)
-            results = [(*d, int(n)) for d, n in zip(decoded, lengths)]
-        for i in short:
-            results[i] = ([], [], results[i][2])
-        return results
-
-    def transcribe_chunks(
-        self, chunks: list[np.ndarray], options: TranscribeOptions
-    ) -> list[list[Segment]]:
-        """One segment per non-empty chunk, with word times relative to the chunk start."""
-        out = []
-        for chunk, (tokens, frames, n_frames) in zip(chunks, self.recognize(chunks)):
-            if not tokens:
-                out.append([])
-                continue
-            shift = len(chunk) / SAMPLE_RATE / max(n_frames, 1)
-            words = [
-                Word(
-                    start=round(frames[g[0]] * shift, 3),
-                    end=round((frames[g[-1]] + 1) * shift, 3),
-                    text=text,
-                )
-                for text, g in self.tokenizer.words(tokens)
-            ]
-            text = self.tokenizer.decode(tokens).strip()
-            start = words[0].start if words else 0.0
-            end = words[-1].end if words else len(chunk) / SAMPLE_RATE
-            out.append([Segment(start=start, end=end, text=text, words=words)])
-        return out
-
-
 def load_gigaam(
     path: Path, device: str = "auto", dtype: Any = None, name: str | None = None
-) -> GigaAMAsr:
-    """Build a `GigaAMAsr` from a `.ckpt` file or a directory holding one (+ tokenizer model)."""
+) -> GigaAMRecognizer:
+    """A `GigaAMRecognizer` from a `.ckpt` file or a directory holding one (+ tokenizer model)."""
     ckpt_path = find_checkpoint(path)
     if ckpt_path is None:
         raise ModelError(f"no GigaAM .ckpt file found at {path}")
@@ -239,6 +176,6 @@ def load_gigaam(
         raise ModelError(
             f"tokenizer has {len(tokenizer)} tokens, the head {dims.num_classes - 1} (+ blank)"
         )
-    return GigaAMAsr(
+    return GigaAMRecognizer(
         model, tokenizer, features, filters, window, name or ckpt_path.stem, max_symbols
     )

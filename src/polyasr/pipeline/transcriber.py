@@ -1,0 +1,335 @@
+"""The one transcription pipeline. `polyasr.load` returns a `Transcriber` over the family's
+`Recognizer`; the flow only goes down:
+
+inputs -> audio (channels kept) -> channel step -> [language] -> VAD pieces or fixed windows
+(or the family's own long-form strategy) -> batches across files -> `Recognizer.decode`
+-> stitched segments with absolute times -> `Transcript`.
+
+Inputs are read a group at a time (up to `GROUP_SECONDS` of audio), so memory stays bounded
+however many files a call gets.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from ..audio.io import Audio, AudioInput, load_audio
+from ..errors import PolyasrError
+from ..languages import UNSPACED_LANGUAGES
+from ..types import Progress, ProgressCallback, Segment, TranscribeOptions, Transcript
+from .planning import SAMPLE_RATE, batches, is_silent, plan
+from .recognizer import Recognizer
+
+GROUP_SECONDS = 1800.0
+GROUP_FILES = 64
+
+
+def join_text(segments: Sequence[Segment], language: str | None = None) -> str:
+    """Segment texts joined by single spaces, without a space next to a language written
+    without spaces between words (a segment's own language, else `language`)."""
+    text, previous = "", None
+    for segment in segments:
+        piece = segment.text.strip()
+        if not piece:
+            continue
+        current = segment.language or language
+        unspaced = previous in UNSPACED_LANGUAGES or current in UNSPACED_LANGUAGES
+        text += ("" if not text or unspaced else " ") + piece
+        previous = current
+    return text
+
+
+def shift(segment: Segment, offset: float) -> Segment:
+    """The segment and its words moved by `offset` seconds (rounded to milliseconds)."""
+    words = [
+        replace(w, start=round(w.start + offset, 3), end=round(w.end + offset, 3))
+        for w in segment.words
+    ]
+    return replace(
+        segment,
+        start=round(segment.start + offset, 3),
+        end=round(segment.end + offset, 3),
+        words=words,
+    )
+
+
+class _Tracker:
+    """Pieces and audio seconds done / known so far, reported to the caller's callback."""
+
+    def __init__(self, callback: ProgressCallback | None) -> None:
+        self.callback = callback
+        self.pieces = [0, 0]
+        self.seconds = [0.0, 0.0]
+
+    def add(self, pieces: int, seconds: float) -> None:
+        self.pieces[1] += pieces
+        self.seconds[1] += seconds
+        self._report()
+
+    def advance(self, seconds: float, pieces: int = 0) -> None:
+        self.pieces[0] += pieces
+        self.seconds[0] += seconds
+        self._report()
+
+    def _report(self) -> None:
+        if self.callback is not None:
+            self.callback(Progress(self.pieces[0], self.pieces[1], *self.seconds))
+
+
+@dataclass
+class _Piece:
+    item: int
+    """Index of the recording in its group."""
+    start: float
+    """Seconds from the start of the recording."""
+    samples: np.ndarray
+
+    @property
+    def seconds(self) -> float:
+        return len(self.samples) / SAMPLE_RATE
+
+
+class Transcriber:
+    """A loaded model: transcribe recordings of any length, one or many at a time, with any
+    family behind it. `recognizer` is the family's model (its network, tokenizer, decoding)."""
+
+    sample_rate = SAMPLE_RATE
+
+    def __init__(self, recognizer: Recognizer) -> None:
+        self.recognizer = recognizer
+
+    @property
+    def family(self) -> str:
+        return self.recognizer.family
+
+    @property
+    def name(self) -> str:
+        return self.recognizer.name
+
+    @property
+    def languages(self) -> tuple[str, ...]:
+        return self.recognizer.languages
+
+    def __repr__(self) -> str:
+        return f"<polyasr {self.family} model {self.name!r}>"
+
+    def resolve_options(
+        self, options: TranscribeOptions | None, overrides: dict[str, Any]
+    ) -> TranscribeOptions:
+        """`options` with keyword overrides, checked against what this model can do."""
+        options = TranscribeOptions.resolve(options, overrides)
+        self.recognizer.check(options)
+        return options
+
+    def transcribe(
+        self,
+        audio: AudioInput,
+        options: TranscribeOptions | None = None,
+        *,
+        sample_rate: int | None = None,
+        progress: ProgressCallback | None = None,
+        **overrides: Any,
+    ) -> Transcript:
+        """Transcribe one recording of any length: a path, a file's bytes, a binary file
+        object, or a waveform at `sample_rate` (default 16 kHz). Options are a
+        `TranscribeOptions` or its fields as keywords; `progress` gets `Progress` reports."""
+        (result,) = self.transcribe_batch(
+            [audio], options, sample_rate=sample_rate, progress=progress, **overrides
+        )
+        if isinstance(result, PolyasrError):
+            raise result
+        return result
+
+    def transcribe_batch(
+        self,
+        audios: Sequence[AudioInput],
+        options: TranscribeOptions | None = None,
+        *,
+        sample_rate: int | None = None,
+        progress: ProgressCallback | None = None,
+        **overrides: Any,
+    ) -> list[Transcript | PolyasrError]:
+        """Transcribe several recordings, their pieces decoded in shared batches. Returns, per
+        input, its `Transcript` or the `PolyasrError` that stopped it (a bad input never stops
+        the others); invalid options raise at once."""
+        results: list[Transcript | PolyasrError | None] = [None] * len(audios)
+        stream = self.transcribe_stream(
+            audios, options, sample_rate=sample_rate, progress=progress, **overrides
+        )
+        for index, result in stream:
+            results[index] = result
+        return results  # type: ignore[return-value]
+
+    def transcribe_stream(
+        self,
+        audios: Iterable[AudioInput],
+        options: TranscribeOptions | None = None,
+        *,
+        sample_rate: int | None = None,
+        progress: ProgressCallback | None = None,
+        **overrides: Any,
+    ) -> Iterator[tuple[int, Transcript | PolyasrError]]:
+        """`transcribe_batch` as results come: (input index, transcript or error), each
+        group of inputs as soon as it is done, so that a long job can save as it goes."""
+        options = self.resolve_options(options, overrides)
+        tracker = _Tracker(progress)
+        group: list[tuple[int, Audio]] = []
+        seconds = 0.0
+        for index, source in enumerate(audios):
+            try:
+                audio = load_audio(source, SAMPLE_RATE, input_rate=sample_rate)
+            except PolyasrError as exc:
+                yield index, exc
+                continue
+            group.append((index, audio))
+            seconds += audio.duration
+            if seconds >= GROUP_SECONDS or len(group) >= GROUP_FILES:
+                yield from self._transcribe_group(group, options, tracker)
+                group, seconds = [], 0.0
+        if group:
+            yield from self._transcribe_group(group, options, tracker)
+
+    def _transcribe_group(
+        self, group: list[tuple[int, Audio]], options: TranscribeOptions, tracker: _Tracker
+    ) -> Iterator[tuple[int, Transcript]]:
+        started = time.perf_counter()
+        recordings = [audio.mono() for _, audio in group]  # the channel step: a downmix
+        long_form = not options.vad and self.recognizer.has_long_form
+        vad = options.vad_options if options.vad else None
+        limit = self.recognizer.max_piece_seconds
+        plans = [[] if long_form else plan(r, vad, limit) for r in recordings]
+        languages = [self._language(r, p, options) for r, p in zip(recordings, plans)]
+        if long_form:
+            segments = self._decode_long(recordings, languages, options, tracker)
+        else:
+            segments = self._decode_pieces(recordings, plans, languages, options, tracker)
+        elapsed = time.perf_counter() - started
+        total = sum(len(r) for r in recordings) or 1
+        recorded = asdict(options)
+        for (index, audio), found, (language, probability) in zip(group, segments, languages):
+            found.sort(key=lambda s: s.start)
+            language = language or _main_language(found) or self._only_language()
+            yield (
+                index,
+                Transcript(
+                    text=join_text(found, language),
+                    segments=found,
+                    language=language,
+                    language_probability=probability,
+                    duration=audio.duration,
+                    processing_seconds=elapsed * audio.samples.shape[-1] / total,
+                    model=self.recognizer.name,
+                    family=self.recognizer.family,
+                    options=recorded,
+                ),
+            )
+
+    def _only_language(self) -> str | None:
+        languages = self.recognizer.languages
+        return languages[0] if len(languages) == 1 else None
+
+    def _language(
+        self, samples: np.ndarray, pieces: list[tuple[float, float]], options: TranscribeOptions
+    ) -> tuple[str | None, float | None]:
+        """The requested language, or the one the model detects in the first piece."""
+        if options.language is not None:
+            return options.language, None
+        start, end = pieces[0] if pieces else (0.0, self.recognizer.max_piece_seconds)
+        first = samples[int(start * SAMPLE_RATE) : int(end * SAMPLE_RATE)]
+        if is_silent(first):
+            return None, None
+        return self.recognizer.detect_language(first) or (None, None)
+
+    def _decode_pieces(
+        self,
+        recordings: list[np.ndarray],
+        plans: list[list[tuple[float, float]]],
+        languages: list[tuple[str | None, float | None]],
+        options: TranscribeOptions,
+        tracker: _Tracker,
+    ) -> list[list[Segment]]:
+        """Pieces of every recording, decoded in batches per language, longest first; rests
+        of pieces the model stopped early are decoded in the next round."""
+        pending = []
+        for item, (samples, pieces) in enumerate(zip(recordings, plans)):
+            for start, end in pieces:
+                a, b = int(round(start * SAMPLE_RATE)), int(round(end * SAMPLE_RATE))
+                pending.append(_Piece(item, a / SAMPLE_RATE, samples[a:b]))
+        tracker.add(len(pending), sum(p.seconds for p in pending))
+        silent = [p for p in pending if is_silent(p.samples)]
+        tracker.advance(sum(p.seconds for p in silent), len(silent))
+        pending = [p for p in pending if not is_silent(p.samples)]
+        out: list[list[Segment]] = [[] for _ in recordings]
+        while pending:
+            rests: list[_Piece] = []
+            for language in dict.fromkeys(languages[p.item][0] for p in pending):
+                members = [p for p in pending if languages[p.item][0] == language]
+                rests += self._decode_round(
+                    members, replace(options, language=language), out, tracker
+                )
+            pending = rests
+        return out
+
+    def _decode_round(
+        self,
+        pieces: list[_Piece],
+        options: TranscribeOptions,
+        out: list[list[Segment]],
+        tracker: _Tracker,
+    ) -> list[_Piece]:
+        lengths = [len(p.samples) for p in pieces]
+        order = sorted(range(len(pieces)), key=lambda i: -lengths[i])
+        rests = []
+        padded = self.recognizer.pads_to_max_input
+        for batch in batches(order, lengths, options.batch_size, padded):
+            decoded = self.recognizer.decode([pieces[j].samples for j in batch], options)
+            for j, result in zip(batch, decoded):
+                piece = pieces[j]
+                out[piece.item] += [shift(s, piece.start) for s in result.segments]
+                consumed = result.consumed
+                rest = None
+                if consumed is not None and 0 < consumed < piece.seconds:
+                    rest = piece.samples[int(round(consumed * SAMPLE_RATE)) :]
+                if rest is None or is_silent(rest):
+                    tracker.advance(piece.seconds, 1)
+                else:
+                    rests.append(_Piece(piece.item, piece.start + consumed, rest))
+                    tracker.advance(piece.seconds - len(rest) / SAMPLE_RATE)
+        return rests
+
+    def _decode_long(
+        self,
+        recordings: list[np.ndarray],
+        languages: list[tuple[str | None, float | None]],
+        options: TranscribeOptions,
+        tracker: _Tracker,
+    ) -> list[list[Segment]]:
+        """The family's own long-form strategy, per language."""
+        tracker.add(len(recordings), sum(len(r) for r in recordings) / SAMPLE_RATE)
+        out: list[list[Segment]] = [[] for _ in recordings]
+        for language in dict.fromkeys(code for code, _ in languages):
+            members = [i for i, (code, _) in enumerate(languages) if code == language]
+            found = self.recognizer.transcribe_long(
+                [recordings[i] for i in members],
+                replace(options, language=language),
+                tracker.advance,
+            )
+            for i, segments in zip(members, found):
+                out[i] = segments
+            tracker.advance(0.0, len(members))
+        return out
+
+
+def _main_language(segments: list[Segment]) -> str | None:
+    """The language tagged on the most seconds of speech (None when nothing was tagged)."""
+    seconds: Counter[str] = Counter()
+    for s in segments:
+        if s.language:
+            seconds[s.language] += s.end - s.start
+    return seconds.most_common(1)[0][0] if seconds else None
