@@ -22,8 +22,8 @@ import torch
 from benchlib import table
 
 import polyasr
-from polyasr.models.whisper.decoding import DecodeConfig, decode_windows
 from polyasr.models.blocks import sinusoids
+from polyasr.models.whisper.decoding import DecodeConfig, decode_windows
 from polyasr.models.whisper.model import Whisper, WhisperDims
 
 REAL_SIZES = {

@@ -42,7 +42,10 @@ def test_loads_the_nemo_archive_by_file_and_directory(model):
     assert model.family == "parakeet"
     assert polyasr.load(DIRECTORY, device="cpu").family == "parakeet"
     assert model.recognizer.model.dims.durations == (0, 1, 2, 3, 4)
-    assert model.recognizer.model.dims.xscaling is False and model.recognizer.model.dims.use_bias is False
+    assert (
+        model.recognizer.model.dims.xscaling is False
+        and model.recognizer.model.dims.use_bias is False
+    )
 
 
 @pytest.mark.parametrize("lang", LANGS)
@@ -51,7 +54,12 @@ def test_features_and_encoder_match(model, reference, lang):
     audio = arrays[f"{lang}_audio"]
     feats = model.recognizer.log_mel(torch.from_numpy(audio)).numpy()
     unnormalized = replace(model.recognizer.features, normalize=None)
-    raw = log_mel(torch.from_numpy(audio), unnormalized, filters=model.recognizer.filters, window=model.recognizer.window)
+    raw = log_mel(
+        torch.from_numpy(audio),
+        unnormalized,
+        filters=model.recognizer.filters,
+        window=model.recognizer.window,
+    )
     assert_log_features_close(feats, arrays[f"{lang}_features"], raw[:, : feats.shape[1]], 10.0)
     states, lengths = model.recognizer.encode([audio])
     n = ref["utterances"][lang]["encoder_length"]

@@ -159,7 +159,6 @@ def test_memory_stays_bounded_on_long_recordings():
 
 
 def test_batches_keep_padding_waste_low_unless_inputs_are_padded_anyway():
-    from polyasr.pipeline.planning import batches
 
     lengths = [100, 95, 90, 40, 38, 10]
     assert batches(list(range(6)), lengths, 8, padded_anyway=False) == [[0, 1, 2, 3], [4], [5]]

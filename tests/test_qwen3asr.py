@@ -109,7 +109,9 @@ def test_the_hub_layout_is_detected_and_loaded(hub, model):
     assert model.family == "qwen3-asr" and {"en", "ru", "zh"} <= set(model.languages)
     assert model.recognizer.tokenizer.end_ids == (151645, 151643)
     assert model.recognizer.tokenizer.audio_pad == 151676
-    assert model.recognizer.thinker.lm_head is None  # tied: the stored lm_head is ignored, as upstream
+    assert (
+        model.recognizer.thinker.lm_head is None
+    )  # tied: the stored lm_head is ignored, as upstream
 
 
 @pytest.mark.parametrize("i", range(len(CLIPS)))
@@ -117,7 +119,9 @@ def test_features_match(model, reference, audio, i):
     mel = model.recognizer.log_mel(torch.from_numpy(audio[i])).numpy()
     edge = REFERENCE["feature_edge"]
     assert mel.shape == (128, CLIPS[i]["frames"])
-    raw = log_mel(torch.from_numpy(audio[i]), replace(model.recognizer.features, normalize=None)).numpy()
+    raw = log_mel(
+        torch.from_numpy(audio[i]), replace(model.recognizer.features, normalize=None)
+    ).numpy()
     for part, columns in (("head", slice(None, edge)), ("tail", slice(-edge, None))):
         expected = reference[f"features_{part}_{i}"]
         assert_log_features_close(mel[:, columns], expected, raw[:, columns], span=4.0)
@@ -156,7 +160,9 @@ def test_logits_match_step_by_step(model, reference, audio, i):
         with _attention(model, variant):
             (vectors,) = model.recognizer.encode([audio[i]])
         prompt = reference[f"prompt_ids_{i}"].tolist()
-        decoder = IncrementalDecoder(model.recognizer.thinker, [model.recognizer.embed_prompt(prompt, vectors)], 64)
+        decoder = IncrementalDecoder(
+            model.recognizer.thinker, [model.recognizer.embed_prompt(prompt, vectors)], 64
+        )
         expected = reference[f"logits_{variant}_{i}"]
         tokens = reference[f"tokens_{variant}_{i}"].tolist()
         logits = [decoder.prefill()]
@@ -202,7 +208,9 @@ def test_batch_matches_the_reference_where_settings_agree(model, reference, audi
     plain = [i for i, c in enumerate(CLIPS) if not c["context"] and not c["language"]]
     results = model.recognizer.recognize([audio[i] for i in plain])
     for i, result in zip(plain, results):
-        assert result.tokens == _reference_tokens(reference, "windowed", i, model.recognizer.tokenizer.end_ids)
+        assert result.tokens == _reference_tokens(
+            reference, "windowed", i, model.recognizer.tokenizer.end_ids
+        )
 
 
 @pytest.mark.parametrize("layout", ["sharded", "untied"])
@@ -218,7 +226,9 @@ def test_sharded_and_untied_layouts_give_the_same_result(tmp_path, audio, refere
     assert (asr.recognizer.thinker.lm_head is None) == (layout != "untied")
     i = 3
     result = asr.recognizer.recognize([audio[i]], CLIPS[i]["context"], CLIPS[i]["language"])[0]
-    assert result.tokens == _reference_tokens(reference, "windowed", i, asr.recognizer.tokenizer.end_ids)
+    assert result.tokens == _reference_tokens(
+        reference, "windowed", i, asr.recognizer.tokenizer.end_ids
+    )
 
 
 def test_language_forcing_by_code_or_name(model, audio):
@@ -228,7 +238,8 @@ def test_language_forcing_by_code_or_name(model, audio):
     by_name = model.recognizer.recognize([audio[3]], clip["context"], "english")[0]
     assert by_code.prompt == by_name.prompt
     assert (
-        by_code.prompt[-4:] == model.recognizer.tokenizer.encode("assistant\nlanguage English<asr_text>")[-4:]
+        by_code.prompt[-4:]
+        == model.recognizer.tokenizer.encode("assistant\nlanguage English<asr_text>")[-4:]
     )
     assert (by_code.language, by_code.text) == ("English", clip["windowed_text"])
     with pytest.raises(polyasr.OptionError, match="cannot be forced"):
@@ -258,9 +269,13 @@ def test_loop_guard_cuts_a_degenerate_generation(model, audio):
     prompt_vectors = model.recognizer.encode([audio[0]])[0]
     prompt = model.recognizer.tokenizer.prompt(len(prompt_vectors))
     raw = greedy_generate(
-        model.recognizer.thinker, [model.recognizer.embed_prompt(prompt, prompt_vectors)], model.recognizer.generation
+        model.recognizer.thinker,
+        [model.recognizer.embed_prompt(prompt, prompt_vectors)],
+        model.recognizer.generation,
     )[0]
-    guarded = greedy_generate(model.recognizer.thinker, [model.recognizer.embed_prompt(prompt, prompt_vectors)], loop)[0]
+    guarded = greedy_generate(
+        model.recognizer.thinker, [model.recognizer.embed_prompt(prompt, prompt_vectors)], loop
+    )[0]
     assert len(guarded) < len(raw) and raw[: len(guarded)] == guarded
     assert len(set(raw[len(guarded) :])) == 1 and raw[len(guarded)] == guarded[-1]
 
@@ -298,7 +313,9 @@ def test_a_long_recording_goes_through_the_vad_pipeline(model):
     result = model.transcribe(str(path), max_new_tokens=8)
     starts = [s.start for s in result.segments]
     assert len(result.segments) >= 3 and starts == sorted(starts)
-    assert all(s.end - s.start <= model.recognizer.max_piece_seconds + 1e-6 for s in result.segments)
+    assert all(
+        s.end - s.start <= model.recognizer.max_piece_seconds + 1e-6 for s in result.segments
+    )
     assert result.segments[-1].end <= result.duration + 1e-6 and result.duration > 95
 
 
