@@ -8,39 +8,43 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ModelError
+from .models.checkpoint import Checkpoint
 from .pipeline.recognizer import Recognizer
 from .pipeline.transcriber import Transcriber
 
 
 @dataclass(frozen=True)
 class Family:
+    """A model family: which files are its, how to read them, how to build the model."""
+
     name: str
     detect: Callable[[Path], bool]
-    load: Callable[..., Recognizer]
+    read: Callable[[Path], Checkpoint]
+    build: Callable[..., Recognizer]
 
 
 def _whisper_family() -> Family:
-    from .models.whisper import is_whisper_dir, load_whisper
+    from .models.whisper import build_whisper, is_whisper_dir, read_whisper
 
-    return Family("whisper", is_whisper_dir, load_whisper)
+    return Family("whisper", is_whisper_dir, read_whisper, build_whisper)
 
 
 def _gigaam_family() -> Family:
-    from .models.gigaam import is_gigaam, load_gigaam
+    from .models.gigaam import build_gigaam, is_gigaam, read_gigaam
 
-    return Family("gigaam", is_gigaam, load_gigaam)
+    return Family("gigaam", is_gigaam, read_gigaam, build_gigaam)
 
 
 def _parakeet_family() -> Family:
-    from .models.parakeet import is_parakeet, load_parakeet
+    from .models.parakeet import build_parakeet, is_parakeet, read_parakeet
 
-    return Family("parakeet", is_parakeet, load_parakeet)
+    return Family("parakeet", is_parakeet, read_parakeet, build_parakeet)
 
 
 def _qwen3asr_family() -> Family:
-    from .models.qwen3asr import is_qwen3asr_dir, load_qwen3asr
+    from .models.qwen3asr import build_qwen3asr, is_qwen3asr_dir, read_qwen3asr
 
-    return Family("qwen3-asr", is_qwen3asr_dir, load_qwen3asr)
+    return Family("qwen3-asr", is_qwen3asr_dir, read_qwen3asr, build_qwen3asr)
 
 
 FAMILIES: list[Callable[[], Family]] = [
@@ -107,4 +111,5 @@ def load(name_or_path: str | Path, device: str = "auto", dtype: Any = None) -> T
     """
     directory, name = resolve_directory(name_or_path)
     family = detect_family(directory)
-    return Transcriber(family.load(directory, device=device, dtype=dtype, name=name))
+    checkpoint = family.read(directory)
+    return Transcriber(family.build(checkpoint, device=device, dtype=dtype, name=name))

@@ -1,6 +1,6 @@
 """GigaAM v3 (SaluteDevices) in native PyTorch, loading the published checkpoints safely."""
 
-from .checkpoint import is_gigaam, load_gigaam
+from .checkpoint import build_gigaam, is_gigaam, read_gigaam
 from .recognizer import GigaAMRecognizer
 
-__all__ = ["GigaAMRecognizer", "is_gigaam", "load_gigaam"]
+__all__ = ["GigaAMRecognizer", "build_gigaam", "is_gigaam", "read_gigaam"]

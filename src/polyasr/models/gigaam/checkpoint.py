@@ -14,6 +14,7 @@ from ...devices import resolve_device, resolve_dtype
 from ...errors import ModelError
 from ...model_files import read_json
 from ...safe_pickle import load_pickle, plain
+from ..checkpoint import Checkpoint
 from ..materialize import materialize
 from .model import GigaAM, GigaAMDims
 from .recognizer import GigaAMRecognizer
@@ -107,10 +108,9 @@ def dims_from_config(
         raise ModelError(f"{where}: invalid encoder configuration ({exc})") from None
 
 
-def load_gigaam(
-    path: Path, device: str = "auto", dtype: Any = None, name: str | None = None
-) -> GigaAMRecognizer:
-    """A `GigaAMRecognizer` from a `.ckpt` file or a directory holding one (+ tokenizer model)."""
+def read_gigaam(path: Path) -> Checkpoint:
+    """A `.ckpt` file or a directory holding one (or the hub copy) as a `Checkpoint`; the
+    SentencePiece model beside it becomes the `tokenizer.model` asset."""
     ckpt_path = find_checkpoint(path)
     if ckpt_path is None:
         raise ModelError(f"no GigaAM .ckpt file found at {path}")
@@ -127,15 +127,26 @@ def load_gigaam(
         for k, v in data["state_dict"].items()
         if isinstance(v, torch.Tensor)
     }
+    sp_files = sorted(ckpt_path.parent.glob(f"{ckpt_path.stem}_tokenizer.model")) or sorted(
+        ckpt_path.parent.glob("*tokenizer.model")
+    )
+    assets = {"tokenizer.model": sp_files[0].read_bytes()} if sp_files else {}
+    return Checkpoint("gigaam", cfg, state, assets, str(ckpt_path))
+
+
+def build_gigaam(
+    checkpoint: Checkpoint, device: str = "auto", dtype: Any = None, name: str | None = None
+) -> GigaAMRecognizer:
+    """A `GigaAMRecognizer` (CTC or RNN-T, by the head the weights hold)."""
+    cfg, state, where = checkpoint.config, checkpoint.state, Path(checkpoint.source)
     head = "ctc" if "head.decoder_layers.0.weight" in state else "rnnt"
     if head == "rnnt" and not any(k.startswith("head.") for k in state):
-        raise ModelError(f"{ckpt_path} has no CTC or RNN-T head (an SSL-only checkpoint?)")
-    dims = dims_from_config(cfg, state, head, ckpt_path)
+        raise ModelError(f"{where} has no CTC or RNN-T head (an SSL-only checkpoint?)")
+    dims = dims_from_config(cfg, state, head, where)
     dev = resolve_device(device)
-    torch_dtype = resolve_dtype(dtype, dev)
     window = state.pop("preprocessor.featurizer.0.spectrogram.window", None)
     filters = state.pop("preprocessor.featurizer.0.mel_scale.fb", None)
-    pre = _section(cfg, "preprocessor", ckpt_path)
+    pre = _section(cfg, "preprocessor", where)
     try:
         features = FeatureConfig(
             sample_rate=int(pre.get("sample_rate", SAMPLE_RATE)),
@@ -150,32 +161,27 @@ def load_gigaam(
             log_eps=1e-9,
             log_max=1e9,
         )
-        decoding = _section(cfg, "decoding", ckpt_path)
+        decoding = _section(cfg, "decoding", where)
         max_symbols = int(decoding.get("max_symbols_per_step") or 10)
     except (TypeError, ValueError) as exc:
-        raise ModelError(f"{ckpt_path}: invalid preprocessor or decoding setting ({exc})") from None
+        raise ModelError(f"{where}: invalid preprocessor or decoding setting ({exc})") from None
     if features.sample_rate != SAMPLE_RATE:
-        raise ModelError(f"{ckpt_path}: unsupported sample rate {features.sample_rate}")
+        raise ModelError(f"{where}: unsupported sample rate {features.sample_rate}")
     window = (window if window is not None else analysis_window(features)).float().to(dev)
     filters = (filters.T if filters is not None else mel_filters(features)).float().to(dev)
-    model = materialize(
-        lambda: GigaAM(dims, head), state, dev, torch_dtype, f"the weights in {ckpt_path}"
-    )
-    sp_files = sorted(ckpt_path.parent.glob(f"{ckpt_path.stem}_tokenizer.model")) or sorted(
-        ckpt_path.parent.glob("*tokenizer.model")
-    )
     if decoding.get("vocabulary"):
         tokenizer = GigaAMTokenizer(vocabulary=[str(t) for t in decoding["vocabulary"]])
-    elif sp_files:
-        tokenizer = GigaAMTokenizer(sp_model=sp_files[0])
+    elif "tokenizer.model" in checkpoint.assets:
+        tokenizer = GigaAMTokenizer(sp_model=checkpoint.assets["tokenizer.model"])
     else:
-        raise ModelError(
-            f"the SentencePiece tokenizer model for {ckpt_path.name} is missing beside it"
-        )
+        raise ModelError(f"the SentencePiece tokenizer model for {where.name} is missing beside it")
     if len(tokenizer) != dims.num_classes - 1:
         raise ModelError(
             f"tokenizer has {len(tokenizer)} tokens, the head {dims.num_classes - 1} (+ blank)"
         )
+    model = materialize(
+        lambda: GigaAM(dims, head), state, dev, resolve_dtype(dtype, dev), f"the weights in {where}"
+    )
     return GigaAMRecognizer(
-        model, tokenizer, features, filters, window, name or ckpt_path.stem, max_symbols
+        model, tokenizer, features, filters, window, name or where.stem, max_symbols
     )

@@ -2,24 +2,22 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from ...errors import ModelError
 
 
 class GigaAMTokenizer:
     """Ids <-> text, and which ids start a new word (for word timestamps)."""
 
-    def __init__(self, vocabulary: list[str] | None = None, sp_model: Path | None = None) -> None:
+    def __init__(self, vocabulary: list[str] | None = None, sp_model: bytes | None = None) -> None:
         self.vocabulary = vocabulary
         self.sp = None
         if sp_model is not None:
             import sentencepiece
 
             try:
-                self.sp = sentencepiece.SentencePieceProcessor(model_file=str(sp_model))
-            except (OSError, RuntimeError) as exc:
-                raise ModelError(f"cannot read SentencePiece model {sp_model}: {exc}") from None
+                self.sp = sentencepiece.SentencePieceProcessor(model_proto=sp_model)
+            except (OSError, RuntimeError, TypeError) as exc:
+                raise ModelError(f"cannot read the SentencePiece tokenizer model: {exc}") from None
         elif vocabulary is None:
             raise ModelError("GigaAM checkpoint has neither a vocabulary nor a tokenizer model")
 

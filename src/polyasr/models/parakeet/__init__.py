@@ -1,6 +1,6 @@
 """Parakeet TDT (NVIDIA NeMo) in native PyTorch, loading `.nemo` archives safely."""
 
-from .checkpoint import is_parakeet, load_parakeet
+from .checkpoint import build_parakeet, is_parakeet, read_parakeet
 from .recognizer import ParakeetRecognizer
 
-__all__ = ["ParakeetRecognizer", "is_parakeet", "load_parakeet"]
+__all__ = ["ParakeetRecognizer", "build_parakeet", "is_parakeet", "read_parakeet"]

@@ -11,6 +11,7 @@ from ...audio import FeatureConfig
 from ...audio.features import analysis_window, mel_filters
 from ...devices import resolve_device, resolve_dtype
 from ...errors import ModelError
+from ..checkpoint import Checkpoint
 from ..materialize import materialize
 from .archive import NemoArchive
 from .model import ParakeetDims, ParakeetTDT
@@ -143,44 +144,50 @@ def _feature_config(cfg: dict[str, Any]) -> FeatureConfig:
     )
 
 
-def load_parakeet(
-    path: Path, device: str = "auto", dtype: Any = None, name: str | None = None
-) -> ParakeetRecognizer:
-    """A `ParakeetRecognizer` from a `.nemo` file or a directory holding exactly one."""
+def read_parakeet(path: Path) -> Checkpoint:
+    """A `.nemo` file (or a directory holding exactly one) as a `Checkpoint`: its YAML
+    config, its weights and its SentencePiece model (the `tokenizer.model` asset)."""
     nemo = find_nemo(path)
     if nemo is None:
         raise ModelError(f"no .nemo file found at {path}")
     with NemoArchive(nemo) as archive:
         cfg = archive.config()
-        state = archive.state_dict()
         tokenizer_cfg = _section(cfg, "tokenizer")
         if tokenizer_cfg.get("type", "bpe") != "bpe" or not tokenizer_cfg.get("model_path"):
             raise ModelError(f"{nemo}: only SentencePiece (bpe) tokenizers are supported")
-        tokenizer = ParakeetTokenizer(archive.read_bytes(str(tokenizer_cfg["model_path"])))
+        sp_model = archive.read_bytes(str(tokenizer_cfg["model_path"]))
+        state = archive.state_dict()
+    return Checkpoint("parakeet", cfg, state, {"tokenizer.model": sp_model}, str(nemo))
+
+
+def build_parakeet(
+    checkpoint: Checkpoint, device: str = "auto", dtype: Any = None, name: str | None = None
+) -> ParakeetRecognizer:
+    """A `ParakeetRecognizer` from a checkpoint."""
+    cfg, state, where = checkpoint.config, checkpoint.state, Path(checkpoint.source)
     dims = dims_from_config(cfg, state)
+    tokenizer = ParakeetTokenizer(checkpoint.assets["tokenizer.model"])
     if len(tokenizer) != dims.vocab_size:
         raise ModelError(f"tokenizer has {len(tokenizer)} pieces, the decoder {dims.vocab_size}")
     features = feature_config(cfg)
-    dev = resolve_device(device)
-    torch_dtype = resolve_dtype(dtype, dev)
-    window = state.pop("preprocessor.featurizer.window", None)
-    filters = state.pop("preprocessor.featurizer.fb", None)
-    window = (window if window is not None else analysis_window(features)).float()
-    filters = (filters[0] if filters is not None else mel_filters(features)).float()
-    model = materialize(
-        lambda: ParakeetTDT(dims), state, dev, torch_dtype, f"the weights in {nemo}"
-    )
     greedy = _section(_section(cfg, "decoding"), "greedy")
     try:
         max_symbols = int(greedy.get("max_symbols") or 10)
     except (TypeError, ValueError):
-        raise ModelError(f"{nemo}: invalid decoding.greedy.max_symbols") from None
+        raise ModelError(f"{where}: invalid decoding.greedy.max_symbols") from None
+    dev = resolve_device(device)
+    window = state.pop("preprocessor.featurizer.window", None)
+    filters = state.pop("preprocessor.featurizer.fb", None)
+    window = (window if window is not None else analysis_window(features)).float()
+    filters = (filters[0] if filters is not None else mel_filters(features)).float()
+    what = f"the weights in {where}"
+    model = materialize(lambda: ParakeetTDT(dims), state, dev, resolve_dtype(dtype, dev), what)
     return ParakeetRecognizer(
         model,
         tokenizer,
         features,
         filters.to(dev),
         window.to(dev),
-        name or nemo.stem,
+        name or where.stem,
         max_symbols,
     )

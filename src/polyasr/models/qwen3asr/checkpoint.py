@@ -12,6 +12,7 @@ from ...audio import FeatureConfig
 from ...devices import resolve_device, resolve_dtype
 from ...errors import ModelError
 from ...model_files import load_safetensors, model_type, read_json
+from ..checkpoint import Checkpoint
 from ..materialize import materialize
 from .model import AudioDims, Qwen3AsrThinker, TextDims
 from .recognizer import SAMPLE_RATE, Qwen3AsrRecognizer
@@ -83,10 +84,8 @@ def dims_from_config(config: dict[str, Any]) -> tuple[AudioDims, TextDims]:
     return audio_dims, text_dims
 
 
-def _features(directory: Path, n_mels: int) -> FeatureConfig:
+def _features(pre: dict[str, Any], n_mels: int, where: str) -> FeatureConfig:
     """Whisper's log-mel recipe with the sizes of preprocessor_config.json (no 30 s padding)."""
-    path = directory / "preprocessor_config.json"
-    pre = read_json(path, required=False)
     config = FeatureConfig(
         sample_rate=pre.get("sampling_rate", SAMPLE_RATE),
         n_fft=pre.get("n_fft", 400),
@@ -97,57 +96,65 @@ def _features(directory: Path, n_mels: int) -> FeatureConfig:
     )
     if config.sample_rate != SAMPLE_RATE or config.n_mels != n_mels:
         raise ModelError(
-            f"{path}: expected {SAMPLE_RATE} Hz and {n_mels} mel bins, got "
+            f"{where}: expected {SAMPLE_RATE} Hz and {n_mels} mel bins, got "
             f"{config.sample_rate} Hz and {config.n_mels}"
         )
     return config
 
 
-def load_qwen3asr(
-    path: Path, device: str = "auto", dtype: Any = None, name: str | None = None
-) -> Qwen3AsrRecognizer:
-    """A `Qwen3AsrRecognizer` from a directory in the hub layout (config.json, safetensors single or
-    sharded, vocab.json + merges.txt + tokenizer_config.json, preprocessor_config.json)."""
+TOKENIZER_FILES = ("tokenizer.json", "vocab.json", "merges.txt", "tokenizer_config.json")
+
+
+def read_qwen3asr(path: Path) -> Checkpoint:
+    """A directory in the hub layout (config.json, safetensors single or sharded, vocab.json
+    + merges.txt + tokenizer_config.json or tokenizer.json, preprocessor_config.json) as a
+    `Checkpoint`; the weights lose their `thinker.` prefix."""
     if not path.is_dir():
         raise ModelError(f"{path} is not a Qwen3-ASR model directory")
     config = _read_config(path)
+    dims_from_config(config)
+    preprocessor = read_json(path / "preprocessor_config.json", required=False)
+    assets = {n: (path / n).read_bytes() for n in TOKENIZER_FILES if (path / n).is_file()}
+    Qwen3AsrTokenizer.from_assets(assets, str(path))
+    state = {}
+    for key, tensor in load_safetensors(path).items():
+        if not key.startswith("thinker."):
+            raise ModelError(f"unexpected tensor {key} in the Qwen3-ASR weights in {path}")
+        state[key.removeprefix("thinker.")] = tensor
+    return Checkpoint(
+        "qwen3-asr", {"model": config, "preprocessor": preprocessor}, state, assets, str(path)
+    )
+
+
+def build_qwen3asr(
+    checkpoint: Checkpoint, device: str = "auto", dtype: Any = None, name: str | None = None
+) -> Qwen3AsrRecognizer:
+    """A `Qwen3AsrRecognizer`; with tied embeddings a stored lm_head is dropped (qwen-asr ties
+    it to the embedding at load, whatever the file holds). bfloat16 by default on CUDA."""
+    config, where = checkpoint.config["model"], checkpoint.source
     audio_dims, text_dims = dims_from_config(config)
-    tokenizer = Qwen3AsrTokenizer.from_directory(path)
+    tokenizer = Qwen3AsrTokenizer.from_assets(checkpoint.assets, where)
     audio_id = config["thinker_config"].get("audio_token_id", tokenizer.audio_pad)
     if audio_id != tokenizer.audio_pad:
         raise ModelError(
             f"config.json says audio_token_id {audio_id}, the tokenizer has <|audio_pad|> = "
             f"{tokenizer.audio_pad}"
         )
-    features = _features(path, audio_dims.n_mels)
+    preprocessor = checkpoint.config.get("preprocessor") or {}
+    features = _features(preprocessor, audio_dims.n_mels, f"{where}/preprocessor_config.json")
     dev = resolve_device(device)
     if dtype in (None, "auto") and dev.type == "cuda" and torch.cuda.is_bf16_supported():
         dtype = torch.bfloat16  # the published weights are bf16; fp16 can overflow
-    torch_dtype = resolve_dtype(dtype, dev)
-    state = _thinker_state(load_safetensors(path), text_dims, path)
+    state = checkpoint.state
+    if text_dims.tie_embeddings:
+        state.pop("lm_head.weight", None)
     thinker = materialize(
         lambda: Qwen3AsrThinker(audio_dims, text_dims),
         state,
         dev,
-        torch_dtype,
-        f"the weights in {path}",
+        resolve_dtype(dtype, dev),
+        f"the weights in {where}",
     )
     names = config.get("support_languages") or list(LANGUAGE_NAMES.values())
     languages = tuple(LANGUAGE_CODES[n] for n in names if n in LANGUAGE_CODES)
-    return Qwen3AsrRecognizer(thinker, tokenizer, features, languages, name or path.name)
-
-
-def _thinker_state(
-    state: dict[str, torch.Tensor], text: TextDims, path: Path
-) -> dict[str, torch.Tensor]:
-    """The `thinker.*` tensors without their prefix; with tied embeddings a stored lm_head is
-    dropped (qwen-asr ties it to the embedding at load, whatever the file holds)."""
-    out = {}
-    for key in list(state):
-        tensor = state.pop(key)
-        if not key.startswith("thinker."):
-            raise ModelError(f"unexpected tensor {key} in the Qwen3-ASR weights in {path}")
-        out[key.removeprefix("thinker.")] = tensor
-    if text.tie_embeddings:
-        out.pop("lm_head.weight", None)
-    return out
+    return Qwen3AsrRecognizer(thinker, tokenizer, features, languages, name or Path(where).name)

@@ -9,7 +9,6 @@ present, is used as is.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 from tokenizers import AddedToken, Regex, Tokenizer, decoders, normalizers, pre_tokenizers
@@ -86,32 +85,32 @@ def language_name(language: str) -> str:
     raise OptionError(f"Qwen3-ASR cannot be forced to language {language!r}; use one of: {known}")
 
 
-def _read_json(path: Path) -> Any:
+def _json(assets: dict[str, bytes], name: str, where: str) -> Any:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelError(f"cannot read {path}: {exc}") from None
+        return json.loads(assets[name].decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelError(f"cannot read {where}/{name}: {exc}") from None
 
 
-def from_vocab_and_merges(directory: Path) -> Tokenizer:
+def from_vocab_and_merges(assets: dict[str, bytes], where: str) -> Tokenizer:
     """The fast Qwen2 tokenizer transformers converts from `vocab.json` and `merges.txt`, with
     the added tokens of `tokenizer_config.json` appended in id order (their ids are checked)."""
-    vocab = _read_json(directory / "vocab.json")
+    vocab = _json(assets, "vocab.json", where)
     try:
-        lines = (directory / "merges.txt").read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ModelError(f"cannot read {directory / 'merges.txt'}: {exc}") from None
+        lines = assets["merges.txt"].decode("utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        raise ModelError(f"cannot read {where}/merges.txt: {exc}") from None
     merges = [
         tuple(line.split())
         for i, line in enumerate(lines)
         if line.strip() and not (i == 0 and line.startswith("#version:"))
     ]
     if not isinstance(vocab, dict) or any(len(m) != 2 for m in merges):
-        raise ModelError(f"vocab.json / merges.txt in {directory} are not a BPE vocabulary")
+        raise ModelError(f"vocab.json / merges.txt in {where} are not a BPE vocabulary")
     try:
         model = BPE(vocab=vocab, merges=merges, unk_token=None, fuse_unk=False)
     except Exception as exc:  # the Rust side reports unknown merge tokens and the like
-        raise ModelError(f"cannot build the tokenizer from {directory}: {exc}") from None
+        raise ModelError(f"cannot build the tokenizer from {where}: {exc}") from None
     tokenizer = Tokenizer(model)
     tokenizer.normalizer = normalizers.NFC()
     tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
@@ -121,12 +120,12 @@ def from_vocab_and_merges(directory: Path) -> Tokenizer:
         ]
     )
     tokenizer.decoder = decoders.ByteLevel()
-    config_path = directory / "tokenizer_config.json"
-    config = _read_json(config_path) if config_path.is_file() else {}
+    config_name = "tokenizer_config.json"
+    config = _json(assets, config_name, where) if config_name in assets else {}
     try:
         _add_tokens(tokenizer, config)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise ModelError(f"invalid added tokens in {config_path}: {exc!r}") from None
+        raise ModelError(f"invalid added tokens in {where}/{config_name}: {exc!r}") from None
     return tokenizer
 
 
@@ -167,17 +166,18 @@ class Qwen3AsrTokenizer:
         self.end_ids = tuple(self.token_id(t) for t in END_TOKENS)
 
     @classmethod
-    def from_directory(cls, directory: Path) -> Qwen3AsrTokenizer:
-        if (directory / "tokenizer.json").is_file():
+    def from_assets(cls, assets: dict[str, bytes], where: str) -> Qwen3AsrTokenizer:
+        """From a `tokenizer.json`, else `vocab.json` + `merges.txt` (+ tokenizer_config.json)."""
+        if "tokenizer.json" in assets:
             try:
-                tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
-            except Exception as exc:
-                raise ModelError(f"cannot read {directory / 'tokenizer.json'}: {exc}") from None
-        elif (directory / "vocab.json").is_file() and (directory / "merges.txt").is_file():
-            tokenizer = from_vocab_and_merges(directory)
+                tokenizer = Tokenizer.from_str(assets["tokenizer.json"].decode("utf-8"))
+            except Exception as exc:  # the Rust parser reports any malformed file
+                raise ModelError(f"cannot read {where}/tokenizer.json: {exc}") from None
+        elif "vocab.json" in assets and "merges.txt" in assets:
+            tokenizer = from_vocab_and_merges(assets, where)
         else:
             raise ModelError(
-                f"incomplete Qwen3-ASR model directory {directory}: the tokenizer files "
+                f"incomplete Qwen3-ASR model directory {where}: the tokenizer files "
                 "vocab.json and merges.txt (or tokenizer.json) are missing"
             )
         return cls(tokenizer)

@@ -6,12 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from ...devices import resolve_device, resolve_dtype
 from ...errors import ModelError
 from ...model_files import load_safetensors, model_type, read_json
 from ..blocks import sinusoids
+from ..checkpoint import Checkpoint
 from ..materialize import materialize
 from .model import Whisper, WhisperDims
 from .recognizer import WhisperRecognizer
@@ -41,37 +40,45 @@ def dims_from_config(config: dict[str, Any]) -> WhisperDims:
         raise ModelError(f"Whisper config.json lacks the field {exc}") from None
 
 
-def read_state(directory: Path, dims: WhisperDims) -> dict[str, torch.Tensor]:
-    """The weights under the model's names: the checkpoint's without its `model.` prefix and
-    without the output projection, which is tied to the token embeddings."""
-    state = {k.removeprefix("model."): v for k, v in load_safetensors(directory).items()}
-    state.pop("proj_out.weight", None)
-    if "encoder.embed_positions.weight" not in state:  # fixed sinusoids, omitted by some files
-        state["encoder.embed_positions.weight"] = sinusoids(dims.n_audio_ctx, dims.d_model)
-    return state
-
-
-def load_whisper(
-    directory: Path,
-    device: str = "auto",
-    dtype: str | torch.dtype | None = None,
-    name: str | None = None,
-) -> WhisperRecognizer:
-    """A `WhisperRecognizer` from a directory in the Hugging Face layout."""
+def read_whisper(directory: Path) -> Checkpoint:
+    """The Hugging Face layout as a `Checkpoint`: the weights without their `model.` prefix
+    and without the output projection, which is tied to the token embeddings."""
     config = read_json(directory / "config.json")
     generation = read_json(directory / "generation_config.json", required=False)
-    dims = dims_from_config(config)
     tokenizer_file = directory / "tokenizer.json"
     if not tokenizer_file.is_file():
         raise ModelError(
             f"incomplete Whisper model directory: tokenizer.json is missing in {directory}"
         )
-    tokenizer = WhisperTokenizer.from_file(tokenizer_file, dims.vocab_size)
+    dims_from_config(config)
+    state = {k.removeprefix("model."): v for k, v in load_safetensors(directory).items()}
+    state.pop("proj_out.weight", None)
+    return Checkpoint(
+        family="whisper",
+        config={"model": config, "generation": generation},
+        state=state,
+        assets={"tokenizer.json": tokenizer_file.read_bytes()},
+        source=str(directory),
+    )
+
+
+def build_whisper(
+    checkpoint: Checkpoint, device: str = "auto", dtype: Any = None, name: str | None = None
+) -> WhisperRecognizer:
+    """A `WhisperRecognizer` from a checkpoint (the fixed audio positions, which some files
+    omit, are computed)."""
+    dims = dims_from_config(checkpoint.config["model"])
+    generation = checkpoint.config.get("generation") or {}
+    tokenizer = WhisperTokenizer.from_bytes(
+        checkpoint.assets["tokenizer.json"], dims.vocab_size, f"{checkpoint.source} tokenizer"
+    )
+    state = checkpoint.state
+    if "encoder.embed_positions.weight" not in state:
+        state["encoder.embed_positions.weight"] = sinusoids(dims.n_audio_ctx, dims.d_model)
     dev = resolve_device(device)
-    state = read_state(directory, dims)
-    what = f"the weights in {directory}"
+    what = f"the weights in {checkpoint.source}"
     model = materialize(lambda: Whisper(dims), state, dev, resolve_dtype(dtype, dev), what)
     heads = generation.get("alignment_heads")
     if heads:
         model.alignment_heads = [tuple(h) for h in heads]
-    return WhisperRecognizer(model, tokenizer, generation, name or directory.name)
+    return WhisperRecognizer(model, tokenizer, generation, name or Path(checkpoint.source).name)

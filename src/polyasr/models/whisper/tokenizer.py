@@ -5,7 +5,6 @@ from __future__ import annotations
 import string
 import warnings
 from functools import cached_property
-from pathlib import Path
 
 from tokenizers import Tokenizer
 
@@ -42,11 +41,12 @@ class WhisperTokenizer:
         self.vocab_size = vocab_size
 
     @classmethod
-    def from_file(cls, path: Path, vocab_size: int) -> WhisperTokenizer:
+    def from_bytes(cls, data: bytes, vocab_size: int, what: str) -> WhisperTokenizer:
+        """The tokenizer of a `tokenizer.json` file's contents (`what` names it in errors)."""
         try:
-            tokenizer = Tokenizer.from_file(str(path))
-        except Exception as exc:
-            raise ModelError(f"cannot read tokenizer {path}: {exc}") from exc
+            tokenizer = Tokenizer.from_str(data.decode("utf-8"))
+        except Exception as exc:  # the Rust parser reports any malformed file
+            raise ModelError(f"cannot read {what}: {exc}") from None
         tok = cls(tokenizer, vocab_size)
         tok.check_merges()
         return tok
