@@ -137,3 +137,11 @@ def test_a_partly_decodable_file_is_a_one_line_warning(tmp_path, capsys, monkeyp
     captured = capsys.readouterr()
     assert captured.err.strip().splitlines() == [f"warning: {clip}: decoding stopped after 1.0 s"]
     assert captured.out.strip()
+
+
+def test_vad_flags_reach_the_pipeline(capsys):
+    clip = str(shared_path("data", "ru", "pisets_test_sound_ru.flac"))
+    assert main(["transcribe", clip, "-m", str(GIGAAM), "-q"]) == 0
+    assert capsys.readouterr().out.strip()
+    assert main(["transcribe", clip, "-m", str(GIGAAM), "-q", "--vad-min-speech", "60"]) == 0
+    assert capsys.readouterr().out == ""  # no speech burst lasts a minute

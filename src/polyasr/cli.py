@@ -41,6 +41,30 @@ def _stderr_console():
     return Console(stderr=True)
 
 
+VAD_FLAGS = [
+    ("--vad-threshold", "threshold", "Speech probability at which speech starts (lower: quieter)."),
+    ("--vad-min-speech", "min_speech_s", "Seconds: shorter bursts of speech are dropped."),
+    ("--vad-min-silence", "min_silence_s", "Seconds of pause that end a speech region."),
+    ("--vad-pad", "speech_pad_s", "Seconds added on both sides of each speech region."),
+]
+
+
+def vad_options(command):
+    """The `VadOptions` fields as options of `command` (passed to it under their names)."""
+    from .types import VadOptions
+
+    defaults = VadOptions()
+    for flag, field, text in reversed(VAD_FLAGS):
+        default = getattr(defaults, field)
+        kind = click.FloatRange(0, 1, min_open=True, max_open=True)
+        if field != "threshold":
+            kind = click.FloatRange(min=0)
+        command = click.option(
+            flag, field, type=kind, default=default, show_default=True, help=text
+        )(command)
+    return command
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="polyasr")
 def cli() -> None:
@@ -118,34 +142,7 @@ def cli() -> None:
     help="Cut at pauses found by Silero VAD and decode the pieces in batches; --no-vad decodes "
     "30 s windows in sequence (Whisper) or fixed windows (other families).",
 )
-@click.option(
-    "--vad-threshold",
-    type=click.FloatRange(0, 1, min_open=True, max_open=True),
-    default=0.5,
-    show_default=True,
-    help="Speech probability at which speech starts (lower finds quieter speech).",
-)
-@click.option(
-    "--vad-min-speech",
-    type=click.FloatRange(min=0),
-    default=0.25,
-    show_default=True,
-    help="Seconds: shorter bursts of speech are dropped.",
-)
-@click.option(
-    "--vad-min-silence",
-    type=click.FloatRange(min=0),
-    default=0.1,
-    show_default=True,
-    help="Seconds of pause that end a speech region.",
-)
-@click.option(
-    "--vad-pad",
-    type=click.FloatRange(min=0),
-    default=0.03,
-    show_default=True,
-    help="Seconds added on both sides of each speech region.",
-)
+@vad_options
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def transcribe(
@@ -163,12 +160,9 @@ def transcribe(
     initial_prompt: str | None,
     condition_on_previous_text: bool,
     vad: bool,
-    vad_threshold: float,
-    vad_min_speech: float,
-    vad_min_silence: float,
-    vad_pad: float,
     batch_size: int,
     quiet: bool,
+    **vad_settings: float,
 ) -> None:
     """Transcribe audio or video FILES (wav, flac, mp3, ogg/opus, m4a, mp4, mkv, ...).
 
@@ -188,12 +182,7 @@ def transcribe(
         initial_prompt=initial_prompt,
         condition_on_previous_text=condition_on_previous_text,
         vad=vad,
-        vad_options=polyasr.VadOptions(
-            threshold=vad_threshold,
-            min_speech_s=vad_min_speech,
-            min_silence_s=vad_min_silence,
-            speech_pad_s=vad_pad,
-        ),
+        vad_options=polyasr.VadOptions(**vad_settings),
         batch_size=batch_size,
         **({"temperatures": tuple(temperatures)} if temperatures else {}),
     )

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ModelError
+from ..types import VadOptions
 
 SAMPLE_RATE = 16000
 WINDOW = 512  # samples per probability (32 ms)
@@ -37,6 +38,7 @@ _HOP = 128
 _BINS = _N_FFT // 2 + 1
 _BLOCK = 4096  # windows per batched front-end pass (~2 min of audio, bounded memory)
 _WEIGHTS_FILE = "silero_vad_16k_op15.onnx"
+DEFAULTS = VadOptions()
 
 # ONNX initializer name -> SileroVAD parameter/buffer name.
 _WEIGHT_NAMES = {
@@ -209,61 +211,40 @@ def speech_probabilities(audio: np.ndarray) -> np.ndarray:
     return torch.cat(probs).numpy()
 
 
-def speech_regions(
-    audio: np.ndarray,
-    threshold: float = 0.5,
-    min_speech_s: float = 0.25,
-    min_silence_s: float = 0.1,
-    speech_pad_s: float = 0.03,
-    max_speech_s: float | None = None,
-    neg_threshold: float | None = None,
-    min_silence_at_max_speech_s: float = 0.098,
-) -> list[tuple[float, float]]:
+def speech_regions(audio: np.ndarray, vad: VadOptions = DEFAULTS) -> list[tuple[float, float]]:
     """Speech regions of 16 kHz mono audio as (start_s, end_s), ordered and non-overlapping.
 
-    Same rules as `silero_vad.get_speech_timestamps` with its defaults (speech starts at
-    p >= threshold, ends after min_silence_s below neg_threshold = threshold - 0.15; shorter
-    than min_speech_s dropped; padded by speech_pad_s; regions longer than max_speech_s split
-    at their longest inner silence, else cut hard). Times are exact sample positions / 16000,
+    Same rules as `silero_vad.get_speech_timestamps` with the settings of `vad` (speech starts
+    at p >= threshold, ends after min_silence_s below threshold - 0.15; shorter than
+    min_speech_s dropped; padded by speech_pad_s). Times are exact sample positions / 16000,
     not rounded to 0.1 s as the reference's `return_seconds=True` does.
     """
     samples = np.asarray(audio, dtype=np.float32).reshape(-1)
-    regions = regions_from_probabilities(
-        speech_probabilities(samples),
-        len(samples),
-        threshold=threshold,
-        min_speech_s=min_speech_s,
-        min_silence_s=min_silence_s,
-        speech_pad_s=speech_pad_s,
-        max_speech_s=max_speech_s,
-        neg_threshold=neg_threshold,
-        min_silence_at_max_speech_s=min_silence_at_max_speech_s,
-    )
+    regions = regions_from_probabilities(speech_probabilities(samples), len(samples), vad)
     return [(start / SAMPLE_RATE, end / SAMPLE_RATE) for start, end in regions]
 
 
 def regions_from_probabilities(
     probs: np.ndarray,
     num_samples: int,
-    threshold: float = 0.5,
-    min_speech_s: float = 0.25,
-    min_silence_s: float = 0.1,
-    speech_pad_s: float = 0.03,
+    vad: VadOptions = DEFAULTS,
     max_speech_s: float | None = None,
     neg_threshold: float | None = None,
     min_silence_at_max_speech_s: float = 0.098,
 ) -> list[tuple[int, int]]:
-    """Speech regions in samples from per-window probabilities (see `speech_regions`).
+    """Speech regions in samples from per-window probabilities (see `speech_regions`);
+    regions longer than `max_speech_s` are split at their longest inner silence, else cut hard.
 
     A port of `silero_vad.get_speech_timestamps_from_probs` (default path,
     `use_max_poss_sil_at_max_speech=True`), kept sample-exact so it can be checked against it.
     """
+    threshold = vad.threshold
     if neg_threshold is None:
         neg_threshold = max(threshold - 0.15, 0.01)
-    min_speech = SAMPLE_RATE * min_speech_s
-    min_silence = SAMPLE_RATE * min_silence_s
+    min_speech = SAMPLE_RATE * vad.min_speech_s
+    min_silence = SAMPLE_RATE * vad.min_silence_s
     min_silence_at_max = SAMPLE_RATE * min_silence_at_max_speech_s
-    pad = SAMPLE_RATE * speech_pad_s
+    pad = SAMPLE_RATE * vad.speech_pad_s
     max_speech = math.inf if max_speech_s is None else SAMPLE_RATE * max_speech_s - WINDOW - 2 * pad
 
     speeches: list[list[int]] = []  # [start, end] in samples, before padding

@@ -49,14 +49,7 @@ def plan(
         return fixed_chunks(len(samples) / SAMPLE_RATE, max_seconds)
     from ..audio.vad import speech_regions
 
-    regions = speech_regions(
-        samples,
-        threshold=vad.threshold,
-        min_speech_s=vad.min_speech_s,
-        min_silence_s=vad.min_silence_s,
-        speech_pad_s=vad.speech_pad_s,
-    )
-    return plan_chunks(regions, max_seconds)
+    return plan_chunks(speech_regions(samples, vad), max_seconds)
 
 
 def is_silent(samples: np.ndarray) -> bool:
