@@ -176,9 +176,18 @@ class Transcriber:
         **overrides: Any,
     ) -> Iterator[tuple[int, Transcript | PolyasrError]]:
         """`transcribe_batch` as results come: (input index, transcript or error), each
-        group of inputs as soon as it is done, so that a long job can save as it goes."""
+        group of inputs as soon as it is done, so that a long job can save as it goes.
+        Invalid options raise here, before any input is read."""
         options = self.resolve_options(options, overrides)
-        tracker = _Tracker(progress)
+        return self._stream(audios, options, sample_rate, _Tracker(progress))
+
+    def _stream(
+        self,
+        audios: Iterable[AudioInput],
+        options: TranscribeOptions,
+        sample_rate: int | None,
+        tracker: _Tracker,
+    ) -> Iterator[tuple[int, Transcript | PolyasrError]]:
         group: list[tuple[int, Audio]] = []
         seconds = 0.0
         for index, source in enumerate(audios):
@@ -237,14 +246,19 @@ class Transcriber:
     def _language(
         self, samples: np.ndarray, pieces: list[tuple[float, float]], options: TranscribeOptions
     ) -> tuple[str | None, float | None]:
-        """The requested language, or the one the model detects in the first piece."""
+        """The requested language, or the one the model detects in the first piece that is
+        not silent (None when all are)."""
         if options.language is not None:
             return options.language, None
-        start, end = pieces[0] if pieces else (0.0, self.recognizer.max_piece_seconds)
-        first = samples[int(start * SAMPLE_RATE) : int(end * SAMPLE_RATE)]
-        if is_silent(first):
-            return None, None
-        return self.recognizer.detect_language(first) or (None, None)
+        limit = self.recognizer.max_piece_seconds
+        windows = pieces or [
+            (s, s + limit) for s in np.arange(0, len(samples) / SAMPLE_RATE, limit)
+        ]
+        for start, end in windows:
+            piece = samples[int(start * SAMPLE_RATE) : int(end * SAMPLE_RATE)]
+            if not is_silent(piece):
+                return self.recognizer.detect_language(piece) or (None, None)
+        return None, None
 
     def _decode_pieces(
         self,
