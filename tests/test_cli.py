@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 from conftest import shared_path
 
+import polyasr
 import polyasr.audio.io
 from polyasr.cli import main
 
@@ -139,9 +140,19 @@ def test_a_partly_decodable_file_is_a_one_line_warning(tmp_path, capsys, monkeyp
     assert captured.out.strip()
 
 
-def test_vad_flags_reach_the_pipeline(capsys):
+def test_vad_flags_reach_the_pipeline(capsys, monkeypatch):
+    import polyasr.pipeline.transcriber as transcriber
+
+    seen = []
+    real = transcriber.plan
+    monkeypatch.setattr(
+        transcriber, "plan", lambda s, vad, *a: seen.append(vad) or real(s, vad, *a)
+    )
     clip = str(shared_path("data", "ru", "pisets_test_sound_ru.flac"))
-    assert main(["transcribe", clip, "-m", str(GIGAAM), "-q"]) == 0
-    assert capsys.readouterr().out.strip()
-    assert main(["transcribe", clip, "-m", str(GIGAAM), "-q", "--vad-min-speech", "60"]) == 0
-    assert capsys.readouterr().out == ""  # no speech burst lasts a minute
+    flags = ["--vad-threshold", "0.6", "--vad-min-speech", "0.5", "--vad-min-silence", "1"]
+    flags += ["--vad-pad", "0.2", "--vad-veto", "0.3"]
+    assert main(["transcribe", clip, "-m", str(GIGAAM), "-q", "-f", "json", *flags]) == 0
+    expected = polyasr.VadOptions(0.6, 0.5, 1.0, 0.2, 0.3)
+    assert seen == [expected]
+    recorded = json.loads(capsys.readouterr().out)["options"]["vad_options"]
+    assert polyasr.VadOptions(**recorded) == expected

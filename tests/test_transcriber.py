@@ -129,16 +129,32 @@ def test_a_transcript_records_what_made_it_and_reads_back():
     assert Transcript.from_dict(result.to_dict()) == result
 
 
-def test_vad_options_reach_the_speech_finder():
+def test_pieces_cover_the_speech_and_leave_out_only_certain_silence():
+    from polyasr.audio.vad import speech_regions
+
     speech = polyasr.audio.load_audio(shared_path("data", "en", "derived_longform_dev.flac"))
-    samples = speech.mono()
-    default = plan(samples, VadOptions(), 30.0)
-    strict = plan(samples, VadOptions(min_speech_s=60.0), 30.0)
-    assert len(default) >= 3 and strict == []
-    result = Transcriber(Scripted()).transcribe(samples, vad_options=VadOptions(min_speech_s=60))
-    assert result.segments == [] and result.text == ""
+    samples = np.concatenate([speech.mono(), np.zeros(RATE * 40, np.float32)])
+    regions = speech_regions(samples, VadOptions())
+    for grow in (False, True):
+        pieces = plan(samples, VadOptions(), 30.0, grow)
+        assert all(0 < b - a <= 30.0 + 1e-6 for a, b in pieces)
+        assert all(b1 <= a2 for (_, b1), (a2, _) in zip(pieces, pieces[1:]))
+        for start, end in regions:  # every speech region lies within the pieces
+            covered = sum(max(0.0, min(end, b) - max(start, a)) for a, b in pieces)
+            assert covered == pytest.approx(end - start, abs=1e-6)
+        if grow:  # the last piece takes in some of the silence after the speech
+            assert regions[-1][1] < pieces[-1][1] <= pieces[-1][0] + 30.0 + 1e-6
+        else:  # the 40 s of silence at the end is left out
+            assert pieces[-1][1] == pytest.approx(regions[-1][1], abs=1e-6)
+    # speech the VAD scores below its threshold is kept as long as it reaches the veto
+    falsetto = polyasr.audio.load_audio(Path(__file__).parent / "data/hard/falsetto_jfk.flac")
+    assert speech_regions(falsetto.mono(), VadOptions()) == []
+    assert plan(falsetto.mono(), VadOptions(), 30.0) == [(0.0, 11.0)]
+    assert plan(falsetto.mono(), VadOptions(veto=0.45), 30.0) == []
     with pytest.raises(OptionError, match="between 0 and 1"):
         VadOptions(threshold=1.5)
+    with pytest.raises(OptionError, match="the veto below it"):
+        VadOptions(threshold=0.3, veto=0.4)
 
 
 @pytest.mark.parametrize("vad", [True, False])

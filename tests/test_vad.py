@@ -15,8 +15,11 @@ from polyasr.audio.vad import (
     speech_probabilities,
     speech_regions,
 )
+from polyasr.types import VadOptions
 
 FILES = ["en/derived_longform_dev.flac", "ru/deepspeech_ru.flac"]
+SILERO = VadOptions(threshold=0.5, min_speech_s=0.25, min_silence_s=0.1, speech_pad_s=0.03)
+"""`silero_vad.get_speech_timestamps`' own defaults, which the reference runs with."""
 
 
 class _Recorder:
@@ -75,7 +78,7 @@ def test_probabilities_match_reference(reference, name):
 @pytest.mark.parametrize("name", FILES)
 def test_regions_match_reference(reference, name):
     audio, _, ref_samples, ref_seconds = reference[name]
-    regions = speech_regions(audio)
+    regions = speech_regions(audio, SILERO)
     assert len(regions) == len(ref_samples) > 0
     starts_ends = np.array([(round(s * SAMPLE_RATE), round(e * SAMPLE_RATE)) for s, e in regions])
     ref = np.array([(r["start"], r["end"]) for r in ref_samples])
@@ -92,7 +95,7 @@ def test_max_speech_splitting_matches_reference(reference_model, reference):
         ref = silero_vad.get_speech_timestamps_from_probs(
             list(probs), audio_length_samples=len(audio), max_speech_duration_s=max_speech_s
         )
-        ours = regions_from_probabilities(probs, len(audio), max_speech_s=max_speech_s)
+        ours = regions_from_probabilities(probs, len(audio), SILERO, max_speech_s=max_speech_s)
         assert ours == [(r["start"], r["end"]) for r in ref]
         assert all(end - start <= max_speech_s * SAMPLE_RATE for start, end in ours)
 
@@ -107,7 +110,7 @@ def _digital_silences(audio: np.ndarray, min_s: float) -> list[tuple[int, int]]:
 
 def test_longform_regions_cover_each_utterance():
     audio = load_audio(shared_path("data", "en", "derived_longform_dev.flac")).mono()
-    regions = speech_regions(audio)
+    regions = speech_regions(audio, SILERO)
     gaps = [(a, b) for a, b in _digital_silences(audio, 1.4) if b < len(audio)]  # not the tail
     assert len(gaps) == 10  # 11 utterances joined by 1.5 s of digital silence
     assert len(regions) >= 10
@@ -126,7 +129,7 @@ def test_longform_regions_cover_each_utterance():
 
 
 def test_silence_and_noise_give_no_regions():
-    assert speech_regions(np.zeros(10 * SAMPLE_RATE, dtype=np.float32)) == []
+    assert speech_regions(np.zeros(10 * SAMPLE_RATE, dtype=np.float32), SILERO) == []
     noise = 0.05 * np.random.default_rng(0).standard_normal(10 * SAMPLE_RATE)
     probs = speech_probabilities(noise.astype(np.float32))
     print(f"white noise 0.05: max p = {probs.max():.3f}")

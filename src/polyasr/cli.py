@@ -46,6 +46,7 @@ VAD_FLAGS = [
     ("--vad-min-speech", "min_speech_s", "Seconds: shorter bursts of speech are dropped."),
     ("--vad-min-silence", "min_silence_s", "Seconds of pause that end a speech region."),
     ("--vad-pad", "speech_pad_s", "Seconds added on both sides of each speech region."),
+    ("--vad-veto", "veto", "Audio between regions is skipped only if no frame reaches this."),
 ]
 
 
@@ -56,8 +57,10 @@ def vad_options(command):
     defaults = VadOptions()
     for flag, field, text in reversed(VAD_FLAGS):
         default = getattr(defaults, field)
-        kind = click.FloatRange(0, 1, min_open=True, max_open=True)
-        if field != "threshold":
+        kind = click.FloatRange(0, 1)
+        if field == "threshold":
+            kind = click.FloatRange(0, 1, min_open=True, max_open=True)
+        elif field != "veto":
             kind = click.FloatRange(min=0)
         command = click.option(
             flag, field, type=kind, default=default, show_default=True, help=text

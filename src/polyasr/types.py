@@ -90,20 +90,25 @@ def _known(kind: type, data: dict[str, Any]) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class VadOptions:
-    """How Silero VAD finds speech (the defaults of `silero_vad.get_speech_timestamps`)."""
+    """How Silero VAD cuts a recording into pieces. It decides where to cut and what is
+    certainly not speech, never what is: speech regions are merged into pieces that also cover
+    the audio around them, and a stretch between them is left out only when no VAD frame in it
+    reaches `veto` (quiet, whispered or falsetto speech often stays below `threshold`)."""
 
     threshold: float = 0.5
-    """Speech starts where the speech probability reaches this."""
-    min_speech_s: float = 0.25
-    """Shorter bursts of speech are dropped."""
-    min_silence_s: float = 0.1
+    """Speech starts where the speech probability reaches this (regions guide the cuts)."""
+    min_speech_s: float = 0.0
+    """Shorter bursts of speech are not regions of their own."""
+    min_silence_s: float = 2.0
     """A region ends after this much audio below `threshold - 0.15`."""
-    speech_pad_s: float = 0.03
+    speech_pad_s: float = 0.4
     """Each region is widened by this much on both sides."""
+    veto: float = 0.1
+    """A stretch outside the regions is left out only when no frame reaches this probability."""
 
     def __post_init__(self) -> None:
-        if not 0.0 < self.threshold < 1.0:
-            raise OptionError("the VAD threshold must lie between 0 and 1")
+        if not 0.0 < self.threshold < 1.0 or not 0.0 <= self.veto <= self.threshold:
+            raise OptionError("the VAD threshold must lie between 0 and 1, the veto below it")
         if min(self.min_speech_s, self.min_silence_s, self.speech_pad_s) < 0:
             raise OptionError("VAD durations must not be negative")
 

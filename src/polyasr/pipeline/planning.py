@@ -41,15 +41,64 @@ def fixed_chunks(duration: float, max_seconds: float) -> list[tuple[float, float
 
 
 def plan(
-    samples: np.ndarray, vad: VadOptions | None, max_seconds: float
+    samples: np.ndarray, vad: VadOptions | None, max_seconds: float, grow: bool = False
 ) -> list[tuple[float, float]]:
-    """Pieces (start_s, end_s) of a 16 kHz recording: speech regions merged up to the model's
-    input length, or fixed windows when `vad` is None."""
+    """Pieces (start_s, end_s) of a 16 kHz recording of at most `max_seconds`: `cover`ing it
+    around its speech regions, or fixed windows when `vad` is None."""
+    duration = len(samples) / SAMPLE_RATE
     if vad is None:
-        return fixed_chunks(len(samples) / SAMPLE_RATE, max_seconds)
-    from ..audio.vad import speech_regions
+        return fixed_chunks(duration, max_seconds)
+    from ..audio.vad import WINDOW, regions_from_probabilities, speech_probabilities
 
-    return plan_chunks(speech_regions(samples, vad), max_seconds)
+    probs = speech_probabilities(samples)
+    regions = [
+        (start / SAMPLE_RATE, end / SAMPLE_RATE)
+        for start, end in regions_from_probabilities(probs, len(samples), vad)
+    ]
+    return cover(regions, probs, WINDOW / SAMPLE_RATE, duration, max_seconds, vad.veto, grow)
+
+
+def cover(
+    regions: list[tuple[float, float]],
+    probs: np.ndarray,
+    frame_s: float,
+    duration: float,
+    max_seconds: float,
+    veto: float,
+    grow: bool,
+) -> list[tuple[float, float]]:
+    """Pieces over the whole recording but what is certainly not speech.
+
+    Speech regions are merged into pieces (`plan_chunks`) and the recording is split midway
+    between consecutive pieces. With `grow` (for a model that pays for its full input window
+    anyway), each piece takes in its share of the audio around it up to `max_seconds`, so no
+    word at its edge is cut. The rest of each share becomes pieces of their own, kept when any
+    VAD frame in them (`probs`, one per `frame_s`) reaches `veto`.
+    """
+    chunks = plan_chunks(regions, max_seconds)
+    cuts = [0.0] + [(a[1] + b[0]) / 2 for a, b in zip(chunks, chunks[1:])] + [duration]
+    pieces: list[tuple[tuple[float, float], bool]] = []  # (span, a speech piece)
+
+    def between(start: float, end: float) -> None:
+        if end - start > 0.01:
+            pieces.extend((span, False) for span in plan_chunks([(start, end)], max_seconds))
+
+    if not chunks:
+        between(0.0, duration)
+    for (start, end), low, high in zip(chunks, cuts, cuts[1:]):
+        room = max_seconds - (end - start) if grow else 0.0
+        grown_start = max(low, start - room / 2)
+        grown_end = min(high, end + room - (start - grown_start))
+        grown_start = max(low, grown_end - max_seconds)
+        between(low, grown_start)
+        pieces.append(((grown_start, grown_end), True))
+        between(grown_end, high)
+    kept = []
+    for (start, end), speech in pieces:
+        frames = probs[int(start / frame_s) : int(math.ceil(end / frame_s))]
+        if speech or (len(frames) and float(frames.max()) >= veto):
+            kept.append((start, end))
+    return kept
 
 
 def is_silent(samples: np.ndarray) -> bool:

@@ -212,7 +212,8 @@ class Transcriber:
         long_form = not options.vad and self.recognizer.has_long_form
         vad = options.vad_options if options.vad else None
         limit = self.recognizer.max_piece_seconds
-        plans = [[] if long_form else plan(r, vad, limit) for r in recordings]
+        grow = self.recognizer.pads_to_max_input
+        plans = [[] if long_form else plan(r, vad, limit, grow) for r in recordings]
         languages = [self._language(r, p, options) for r, p in zip(recordings, plans)]
         if long_form:
             segments = self._decode_long(recordings, languages, options, tracker)

@@ -11,6 +11,7 @@ import torch
 
 from ...audio import FeatureConfig, log_mel
 from ...errors import OptionError
+from ...pipeline.planning import is_silent
 from ...pipeline.recognizer import Decoded, Recognizer
 from ...types import Segment, TranscribeOptions
 from .decoding import DecodeConfig, decode_windows
@@ -222,6 +223,7 @@ class WhisperRecognizer(Recognizer):
                     options,
                     self.decode_base(options),
                     report,
+                    lambda start, end, x=samples: is_silent(x[start * HOP : end * HOP]),
                 )
             )
         return results

@@ -79,12 +79,16 @@ def decode_with_fallback(
 
 
 def is_no_speech(result: DecodingResult, options: TranscribeOptions) -> bool:
-    """openai's skip rule: probably silence and not confidently decoded."""
-    return (
-        options.no_speech_threshold is not None
-        and result.no_speech_prob > options.no_speech_threshold
-        and (options.log_prob_threshold is None or result.avg_logprob <= options.log_prob_threshold)
-    )
+    """openai's skip rule (probably silence and not confidently decoded), and also a window
+    that is probably silence and was only decoded after falling back to sampling: what
+    sampling finds in noise is invented (white noise gave "1.5g of water" at temperature 0.6,
+    with a log-probability just above the threshold)."""
+    if options.no_speech_threshold is None:
+        return False
+    if result.no_speech_prob <= options.no_speech_threshold:
+        return False
+    threshold = options.log_prob_threshold
+    return threshold is None or result.avg_logprob <= threshold or result.temperature > 0
 
 
 def build_prompt(
@@ -162,8 +166,10 @@ def transcribe_features(
     options: TranscribeOptions,
     base: DecodeConfig,
     progress: Callable[[float], None] | None = None,
+    silent: Callable[[int, int], bool] = lambda start, end: False,
 ) -> list[Segment]:
-    """Transcribe log-mel `mel` [n_mels, content_frames + 3000] window by window."""
+    """Transcribe log-mel `mel` [n_mels, content_frames + 3000] window by window; windows
+    for which `silent(first frame, end frame)` holds are skipped without decoding."""
     n_ctx = model.dims.n_text_ctx
     history: list[int] = []
     if options.initial_prompt:
@@ -175,6 +181,11 @@ def transcribe_features(
     while seek < content_frames:
         time_offset = seek * HOP_SECONDS
         segment_size = min(N_FRAMES, content_frames - seek)
+        if silent(seek, seek + segment_size):
+            seek += segment_size
+            if progress:
+                progress(min(seek, content_frames) * HOP_SECONDS)
+            continue
         window = mel[:, seek : seek + segment_size]
         if segment_size < N_FRAMES:
             window = torch.nn.functional.pad(window, (0, N_FRAMES - window.shape[-1]))
