@@ -280,7 +280,7 @@ def test_parakeet_without_xscaling_in_its_yaml_takes_nemos_default(tmp_path):
 
 def _qwen_tokenizer_assets(gap: bool) -> dict[str, bytes]:
     """A byte-level BPE of 258 tokens and five added tokens, the last two after a gap of two
-    ids when `gap` (the directory /tmp/gap of the check against transformers)."""
+    ids when `gap` (the files transformers was checked on)."""
     from tokenizers.pre_tokenizers import ByteLevel
 
     vocab = {c: i for i, c in enumerate(sorted(ByteLevel.alphabet()))}
