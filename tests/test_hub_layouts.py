@@ -51,6 +51,8 @@ def offline(monkeypatch, cache: Path) -> None:
     monkeypatch.setenv("HF_HUB_CACHE", str(cache))
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(cache))
+    # scan_cache_dir (`polyasr models`) copied the setting when its module was first imported
+    monkeypatch.setattr("huggingface_hub.utils._cache_manager.HF_HUB_CACHE", str(cache))
 
 
 @pytest.fixture
