@@ -16,7 +16,9 @@ MULTI_LINE = "403 Client Error.\n\nCannot access content at: https://huggingface
 def failing(exc: Exception):
     """A snapshot_download that finds nothing in the cache and then raises `exc`."""
 
-    def fake(repo_id, revision=None, allow_patterns=None, local_files_only=False):
+    def fake(
+        repo_id, revision=None, allow_patterns=None, ignore_patterns=None, local_files_only=False
+    ):
         if local_files_only:
             raise errors.LocalEntryNotFoundError("not in the cache")
         raise exc
@@ -70,7 +72,9 @@ def test_unreachable_hub_without_a_cached_copy(tmp_path, monkeypatch):
 def test_a_cached_copy_is_used_without_the_network(tmp_path, monkeypatch):
     calls = []
 
-    def fake(repo_id, revision=None, allow_patterns=None, local_files_only=False):
+    def fake(
+        repo_id, revision=None, allow_patterns=None, ignore_patterns=None, local_files_only=False
+    ):
         calls.append(local_files_only)
         return str(tmp_path)
 

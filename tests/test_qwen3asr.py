@@ -408,12 +408,12 @@ BROKEN = {
         ),
         "do not match the model: lacks 11 tensors",
     ),
-    "shifted added tokens": (
+    "added tokens shifted before the audio pad": (  # ids close up, as in transformers
         lambda d: _edit_json(
             d / "tokenizer_config.json",
             lambda c: c["added_tokens_decoder"].pop("151650"),
         ),
-        "does not end where the added tokens begin",
+        "says audio_token_id 151676, the tokenizer has <.audio_pad.> = 151675",
     ),
     "aligner": (
         lambda d: _edit_json(

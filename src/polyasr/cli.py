@@ -236,14 +236,27 @@ def _print(path: Path, formats: list[str], result, several: bool) -> None:
 
 @cli.command("models")
 def list_models() -> None:
-    """List known model names and the models already downloaded."""
-    from .registry import KNOWN_MODELS
+    """List known model names, whether their hub layout is verified, and the models already
+    downloaded."""
+    from .registry import MODELS
 
     cached = _cached_repos()
-    click.echo(f"{'name':<26} {'hub id':<34} downloaded")
-    for name, repo in KNOWN_MODELS.items():
-        size = cached.pop(repo, None)
-        click.echo(f"{name:<26} {repo:<34} {_size(size) if size is not None else '-'}")
+    click.echo(f"{'name':<26} {'hub id':<34} {'verified':<9} downloaded")
+    notes: dict[str, list[str]] = {}
+    for name, model in MODELS.items():
+        size = cached.get(model.repo.partition("@")[0])
+        verified = "yes" if model.verified else "no"
+        click.echo(
+            f"{name:<26} {model.repo:<34} {verified:<9} {_size(size) if size is not None else '-'}"
+        )
+        if model.uncertain:
+            notes.setdefault(model.uncertain, []).append(name)
+    for model in MODELS.values():
+        cached.pop(model.repo.partition("@")[0], None)
+    if notes:
+        click.echo("\nnot verified (loaded from the layout public evidence points to):")
+        for note, names in notes.items():
+            click.echo(f"  {', '.join(names)}: {note}")
     if cached:
         click.echo("\nother models in the Hugging Face cache:")
         for repo, size in sorted(cached.items()):

@@ -54,21 +54,70 @@ FAMILIES: list[Callable[[], Family]] = [
     _qwen3asr_family,
 ]
 
+
+@dataclass(frozen=True)
+class KnownModel:
+    """A short name's hub repository and how far its published layout is confirmed."""
+
+    repo: str
+    """The hub id, with `@revision` for a branch other than main."""
+    uncertain: str = ""
+    """What of the layout was not seen in public evidence and what would confirm it
+    (docs/hub-layouts.md); empty when the files the loader reads are verified."""
+
+    @property
+    def verified(self) -> bool:
+        return not self.uncertain
+
+
+_WHISPER_LISTING = (
+    "file list not seen (inferred: the layout of whisper-base/small/large); confirm with "
+    "huggingface_hub.list_repo_files(repo)"
+)
+_GIGAAM_REVISION = (
+    "file list and config.json of the revision not seen (inferred from e2e_rnnt and the remote "
+    "code: characters in config.json, tokenizer.model only for e2e); confirm with "
+    "list_repo_tree('ai-sage/GigaAM-v3', revision=...) and the revision's config.json"
+)
+_NEMO_YAML = (
+    "model_config.yaml inside the .nemo not seen verbatim (TDT durations, use_bias, xscaling, "
+    "tokenizer member names); confirm with `tar -tvf` of the .nemo and its YAML"
+)
+_QWEN_TOKENIZER = (
+    "tokenizer_config.json (added tokens 151671-151703) and chat_template.json not seen; "
+    "confirm with both files of the repository"
+)
+
+
+def _whisper(size: str, verified: bool) -> KnownModel:
+    return KnownModel(f"openai/whisper-{size}", "" if verified else _WHISPER_LISTING)
+
+
 _WHISPER_SIZES = ["tiny", "base", "small", "medium"]
+_WHISPER_SEEN = {"base", "small", "large", "large-v2", "large-v3", "large-v3-turbo"}
 GIGAAM_VARIANTS = ["ctc", "rnnt", "e2e_ctc", "e2e_rnnt"]
-KNOWN_MODELS: dict[str, str] = {
-    **{f"whisper-{s}": f"openai/whisper-{s}" for s in _WHISPER_SIZES},
-    **{f"whisper-{s}.en": f"openai/whisper-{s}.en" for s in _WHISPER_SIZES},
-    "whisper-large": "openai/whisper-large",
-    "whisper-large-v2": "openai/whisper-large-v2",
-    "whisper-large-v3": "openai/whisper-large-v3",
-    "whisper-large-v3-turbo": "openai/whisper-large-v3-turbo",
-    **{f"gigaam-v3-{v.replace('_', '-')}": f"ai-sage/GigaAM-v3@{v}" for v in GIGAAM_VARIANTS},
-    "parakeet-tdt-0.6b-v2": "nvidia/parakeet-tdt-0.6b-v2",
-    "parakeet-tdt-0.6b-v3": "nvidia/parakeet-tdt-0.6b-v3",
-    "qwen3-asr-0.6b": "Qwen/Qwen3-ASR-0.6B",
-    "qwen3-asr-1.7b": "Qwen/Qwen3-ASR-1.7B",
+MODELS: dict[str, KnownModel] = {
+    **{f"whisper-{s}": _whisper(s, s in _WHISPER_SEEN) for s in _WHISPER_SIZES},
+    **{f"whisper-{s}.en": _whisper(f"{s}.en", False) for s in _WHISPER_SIZES},
+    **{f"whisper-{s}": _whisper(s, True) for s in ["large", "large-v2", "large-v3"]},
+    "whisper-large-v3-turbo": _whisper("large-v3-turbo", True),
+    **{
+        f"gigaam-v3-{v.replace('_', '-')}": KnownModel(
+            f"ai-sage/GigaAM-v3@{v}",
+            "" if v == "e2e_rnnt" else _GIGAAM_REVISION,
+        )
+        for v in GIGAAM_VARIANTS
+    },
+    "parakeet-tdt-0.6b-v2": KnownModel(
+        "nvidia/parakeet-tdt-0.6b-v2", "repository file list not seen; " + _NEMO_YAML
+    ),
+    "parakeet-tdt-0.6b-v3": KnownModel("nvidia/parakeet-tdt-0.6b-v3", _NEMO_YAML),
+    "qwen3-asr-0.6b": KnownModel("Qwen/Qwen3-ASR-0.6B", _QWEN_TOKENIZER),
+    "qwen3-asr-1.7b": KnownModel("Qwen/Qwen3-ASR-1.7B", _QWEN_TOKENIZER),
 }
+"""The short names of `polyasr models`: repository and layout status (one table for the CLI,
+the README and the tests)."""
+KNOWN_MODELS: dict[str, str] = {name: model.repo for name, model in MODELS.items()}
 
 
 def resolve_directory(name_or_path: str | Path) -> tuple[Path, str]:

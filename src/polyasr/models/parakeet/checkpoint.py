@@ -63,6 +63,9 @@ def _dims(cfg: dict[str, Any], state: dict[str, torch.Tensor]) -> ParakeetDims:
         raise ModelError("only Token-and-Duration Transducer (TDT) models are supported")
     vocab = state["decoder.prediction.embed.weight"].shape[0] - 1
     prednet = _section(_section(cfg, "decoder"), "prednet")
+    use_bias = enc.get("use_bias")
+    if use_bias is None:  # NeMo's default is True; the weights say which modules the file has
+        use_bias = "encoder.layers.0.feed_forward1.linear1.bias" in state
     dims = ParakeetDims(
         feat_in=int(enc.get("feat_in", 128)),
         n_layers=int(enc.get("n_layers", 24)),
@@ -72,8 +75,8 @@ def _dims(cfg: dict[str, Any], state: dict[str, torch.Tensor]) -> ParakeetDims:
         conv_kernel=int(enc.get("conv_kernel_size", 9)),
         subsampling_factor=int(enc.get("subsampling_factor", 8)),
         subsampling_channels=int(enc.get("subsampling_conv_channels", 256)),
-        xscaling=bool(enc.get("xscaling", True)),
-        use_bias=bool(enc.get("use_bias", True)),
+        xscaling=bool(enc.get("xscaling", True)),  # NeMo's default (not in the weights)
+        use_bias=bool(use_bias),
         attention_window=window,
         vocab_size=vocab,
         pred_hidden=state["decoder.prediction.embed.weight"].shape[1],
