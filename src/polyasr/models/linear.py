@@ -7,17 +7,27 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+LARGE = 2**21
+"""Weights from this many elements (8 MB in fp32) on are read from memory, not from cache."""
+
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """x [..., in] @ weight [out, in] (or a kernel-1 conv weight [out, in, 1]) + bias.
 
-    On CPU, 4-64 rows (batched decoding steps) run about twice as fast with the weight as the
-    left operand (MKL packs the large matrix otherwise); other shapes are fastest as F.linear.
+    On CPU, 4-64 rows (batched decoding steps) times a large matrix (a Qwen3 layer's, read from
+    memory) run up to twice as fast with the weight as the left operand (MKL packs the big
+    matrix otherwise); small, cache-resident matrices (whisper-base) and other shapes are
+    fastest as F.linear.
     """
     if weight.dim() == 3:
         weight = weight.flatten(1)
     rows = x.numel() // x.shape[-1]
-    if not 4 <= rows <= 64 or x.device.type != "cpu":
+    if (
+        not 4 <= rows <= 64
+        or x.device.type != "cpu"
+        or not LARGE <= weight.numel()
+        or weight.shape[0] > 16384
+    ):
         return F.linear(x, weight, bias)
     y = (weight @ x.reshape(rows, -1).T).T
     if bias is not None:
@@ -45,3 +55,11 @@ def embedding_logits(hidden: Tensor, embedding: Tensor) -> Tensor:
     """Scores of every token for `hidden` [..., d] against the (tied) embedding [vocab, d],
     in float32 whatever the compute dtype."""
     return linear(hidden, embedding).float()
+
+
+class Embedding(nn.Embedding):
+    """`nn.Embedding` without a random initialization: its weights always come from a
+    checkpoint, and initializing on the meta device would import half of torch (about 1 s)."""
+
+    def reset_parameters(self) -> None:
+        return None

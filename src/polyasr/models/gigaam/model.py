@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from ..blocks import apply_rope, rope_tables
 from ..conformer import ConformerLayer, ConvolutionModule, valid_mask
-from ..linear import Linear, PointwiseConv1d
+from ..linear import Embedding, Linear, PointwiseConv1d
 
 
 @dataclass(frozen=True)
@@ -128,7 +128,7 @@ class PredictionNetwork(nn.Module):
 
     def __init__(self, dims: GigaAMDims) -> None:
         super().__init__()
-        self.embed = nn.Embedding(dims.num_classes, dims.pred_hidden)
+        self.embed = Embedding(dims.num_classes, dims.pred_hidden)
         self.lstm = nn.LSTM(dims.pred_hidden, dims.pred_hidden, num_layers=1, batch_first=True)
 
 

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..conformer import ConformerLayer, ConvolutionModule, valid_mask
-from ..linear import Linear
+from ..linear import Embedding, Linear
 
 MASK_VALUE = -10000.0
 
@@ -190,7 +190,7 @@ class PredictionNetwork(nn.Module):
 
     def __init__(self, dims: ParakeetDims) -> None:
         super().__init__()
-        self.embed = nn.Embedding(dims.vocab_size + 1, dims.pred_hidden)
+        self.embed = Embedding(dims.vocab_size + 1, dims.pred_hidden)
         self.dec_rnn = nn.Module()
         self.dec_rnn.lstm = nn.LSTM(
             dims.pred_hidden, dims.pred_hidden, num_layers=dims.pred_layers, batch_first=True

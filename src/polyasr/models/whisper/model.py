@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from ..linear import Linear, embedding_logits
+from ..linear import Embedding, Linear, embedding_logits
 
 # cuDNN attention rebuilds its execution plan whenever the key length changes, which it does
 # at every decoding step (~5 ms of CPU per call); the other backends have no such cost.
@@ -135,7 +135,7 @@ class AudioEncoder(nn.Module):
         d = dims.d_model
         self.conv1 = nn.Conv1d(dims.n_mels, d, kernel_size=3, padding=1)
         self.conv2 = nn.Conv1d(d, d, kernel_size=3, stride=2, padding=1)
-        self.embed_positions = nn.Embedding(dims.n_audio_ctx, d)  # fixed sinusoids
+        self.embed_positions = Embedding(dims.n_audio_ctx, d)  # fixed sinusoids
         self.layers = nn.ModuleList(
             EncoderLayer(d, dims.encoder_heads, dims.encoder_ffn)
             for _ in range(dims.encoder_layers)
@@ -206,8 +206,8 @@ class TextDecoder(nn.Module):
     def __init__(self, dims: WhisperDims) -> None:
         super().__init__()
         d = dims.d_model
-        self.embed_tokens = nn.Embedding(dims.vocab_size, d)
-        self.embed_positions = nn.Embedding(dims.n_text_ctx, d)
+        self.embed_tokens = Embedding(dims.vocab_size, d)
+        self.embed_positions = Embedding(dims.n_text_ctx, d)
         self.layers = nn.ModuleList(
             DecoderLayer(d, dims.decoder_heads, dims.decoder_ffn)
             for _ in range(dims.decoder_layers)
