@@ -268,11 +268,16 @@ def _size(n: int) -> str:
 
 
 def _cached_repos() -> dict[str, int]:
-    try:
-        from huggingface_hub import scan_cache_dir
+    """Size on disk of each model repository in the Hugging Face cache (none yet: empty)."""
+    from huggingface_hub import scan_cache_dir
+    from huggingface_hub.errors import CacheNotFound, CorruptedCacheException
 
+    try:
         info = scan_cache_dir()
-    except Exception:
+    except CacheNotFound:
+        return {}
+    except (CorruptedCacheException, OSError) as exc:
+        click.echo(f"warning: cannot read the Hugging Face cache: {exc}", err=True)
         return {}
     return {r.repo_id: r.size_on_disk for r in info.repos if r.repo_type == "model"}
 
