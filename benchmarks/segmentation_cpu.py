@@ -106,14 +106,14 @@ def main() -> None:
 
     duration = samples.shape[0] / SAMPLE_RATE
     rows = [
-        [name, f"{s * 3600 / duration:.1f}", f"{s / duration:.4f}", f"{seconds['polyasr'] / s:.2f}"]
+        [name, f"{s * 3600 / duration:.1f}", f"{s / duration:.4f}", f"{s / seconds['polyasr']:.2f}"]
         for name, s in seconds.items()
     ]
     print(
         f"{duration / 60:.1f} min of audio, {len(windows)} windows of 10 s (step 1 s), "
         f"batches of {args.batch_size}, {args.threads} threads, torch {torch.__version__}"
     )
-    print(table(["engine", "s per hour", "RTF", "time vs polyasr"], rows, left=1))
+    print(table(["engine", "s per hour", "RTF", "time / polyasr's"], rows, left=1))
     if len(engines) == 2:
         print(f"frames whose speaker activity differs: {differing} of {frames}")
     print(f"wall {wall:.1f} s; other processes used {max(other_cpu, 0.0):.1f} CPU s meanwhile")

@@ -42,6 +42,11 @@ MIN_BAND_HZ = 50.0
 POOL = 3
 CONV_KERNEL = 5
 CONV_CHANNELS = 60
+SINC_BLOCK = 2
+"""Windows that go through SincNet together: its first activations (80 x 15975 floats a
+window) stay in cache, twice as fast on CPU as a batch of 32 at once."""
+LSTM_BLOCK = 16
+"""Windows that go through the LSTM together (faster per window than 32 or more on CPU)."""
 
 
 @dataclass(frozen=True)
@@ -66,11 +71,8 @@ class SegmentationConfig:
     @property
     def layers(self) -> list[tuple[int, int]]:
         """(kernel, stride) of every strided operation from samples to frames."""
-        stride = self.sinc_stride
-        return [(SINC_KERNEL, stride), (POOL, POOL), (CONV_KERNEL, 1), (POOL, POOL)] + [
-            (CONV_KERNEL, 1),
-            (POOL, POOL),
-        ]
+        sinc, pool, conv = (SINC_KERNEL, self.sinc_stride), (POOL, POOL), (CONV_KERNEL, 1)
+        return [sinc, pool, conv, pool, conv, pool]
 
 
 @dataclass(frozen=True)
@@ -202,8 +204,8 @@ class SincNet(nn.Module):
         for c, (conv, pool, norm) in enumerate(zip(self.conv1d, self.pool1d, self.norm1d)):
             x = conv(x)
             if c == 0:
-                x = torch.abs(x)
-            x = F.leaky_relu(norm(pool(x)))
+                x = x.abs_()
+            x = F.leaky_relu(norm(pool(x)), inplace=True)
         return x
 
 
@@ -248,8 +250,14 @@ class Segmentation(nn.Module):
             windows = windows[:, None]
         if windows.dim() != 3 or windows.shape[1] != 1:
             raise ValueError(f"expected windows [batch, 1, samples], got {list(windows.shape)}")
-        x = self.sincnet(windows).transpose(1, 2)
-        x, _ = self.lstm(x)
+        if not len(windows):
+            frames = self.num_frames(windows.shape[-1])
+            return windows.new_zeros(0, frames, self.config.num_classes)
+        return torch.cat([self._forward(part) for part in windows.split(LSTM_BLOCK)])
+
+    def _forward(self, windows: Tensor) -> Tensor:
+        x = torch.cat([self.sincnet(part) for part in windows.split(SINC_BLOCK)])
+        x, _ = self.lstm(x.transpose(1, 2))
         for layer in self.linear:
             x = F.leaky_relu(layer(x))
         return F.log_softmax(self.classifier(x), dim=-1)
