@@ -30,7 +30,7 @@ from torch import Tensor, nn
 
 from ..devices import resolve_device, resolve_dtype
 from ..errors import AudioError, ModelError
-from ..models.linear import PointwiseConv1d
+from ..models.linear import PointwiseConv1d, linear
 from ..models.materialize import materialize
 from ..safe_pickle import load_pickle
 
@@ -144,7 +144,7 @@ def pad_waveforms(waveforms: Sequence[np.ndarray | Tensor]) -> tuple[Tensor, Ten
 
 class BatchNorm(nn.Module):
     """Inference batch normalization with the checkpoint's names, applied on dimension `dim`
-    (channels) as x * scale + shift, the way torch's CPU kernel folds it."""
+    (channels) as x * scale + shift."""
 
     def __init__(self, channels: int, affine: bool = True, eps: float = 1e-5) -> None:
         super().__init__()
@@ -157,16 +157,27 @@ class BatchNorm(nn.Module):
         self.register_buffer("running_mean", torch.empty(channels))
         self.register_buffer("running_var", torch.empty(channels))
         self.register_buffer("num_batches_tracked", torch.empty((), dtype=torch.long))
+        self._affine: tuple[Tensor, Tensor] | None = None
 
-    def forward(self, x: Tensor, dim: int = -1) -> Tensor:
-        scale = torch.rsqrt(self.running_var + self.eps)
+    def affine(self) -> tuple[Tensor, Tensor]:
+        """(scale, shift) per channel, computed in float32."""
+        scale = torch.rsqrt(self.running_var.float() + self.eps)
         if self.weight is not None:
-            scale = scale * self.weight
-        shift = -self.running_mean * scale
+            scale = scale * self.weight.float()
+        shift = -self.running_mean.float() * scale
         if self.bias is not None:
-            shift = shift + self.bias
+            shift = shift + self.bias.float()
+        return scale, shift
+
+    def prepare(self) -> None:
+        dtype = self.running_mean.dtype
+        self._affine = tuple(t.to(dtype) for t in self.affine())
+
+    def forward(self, x: Tensor, dim: int = -1, relu: bool = False) -> Tensor:
+        scale, shift = self._affine or self.affine()
         shape = [-1] + [1] * (x.dim() - 1 - dim % x.dim())
-        return torch.addcmul(shift.view(shape), x, scale.view(shape))
+        y = torch.addcmul(shift.to(x.dtype).view(shape), x, scale.to(x.dtype).view(shape))
+        return y.relu_() if relu else y
 
 
 class BatchNormReLU(nn.Module):
@@ -178,8 +189,30 @@ class BatchNormReLU(nn.Module):
         self.relu = relu
 
     def forward(self, x: Tensor, dim: int = -1) -> Tensor:
-        x = self.batchnorm(x, dim)
-        return F.relu(x) if self.relu else x
+        return self.batchnorm(x, dim, self.relu)
+
+
+class FoldedConv:
+    """A bias-free convolution followed by inference batchnorm, as one convolution with a
+    bias (the weight scaled per output channel); 2-D weights in channels-last layout."""
+
+    def __init__(self, conv: nn.Conv1d | nn.Conv2d | PointwiseConv1d, bn: BatchNorm) -> None:
+        scale, shift = bn.affine()
+        dtype = conv.weight.dtype
+        weight = conv.weight.float() * scale.view(-1, *[1] * (conv.weight.dim() - 1))
+        if weight.dim() == 4:
+            weight = weight.contiguous(memory_format=torch.channels_last)
+        self.weight, self.bias = weight.to(dtype), shift.to(dtype)
+        self.conv = F.conv2d if weight.dim() == 4 else F.conv1d
+        self.args = tuple(getattr(conv, name, None) for name in ("stride", "padding", "dilation"))
+
+    def __call__(self, x: Tensor) -> Tensor:
+        return self.conv(x, self.weight, self.bias, *self.args)
+
+
+def _masked_(x: Tensor, mask: Tensor | None) -> Tensor:
+    """Zero the frames past each clip's end, in place (`mask` None: nothing to zero)."""
+    return x if mask is None else x.mul_(mask)
 
 
 def _conv2d(in_ch: int, out_ch: int, stride: int) -> nn.Conv2d:
@@ -203,17 +236,16 @@ class ResBlock(nn.Module):
         else:
             self.shortcut = None
 
+    def prepare(self) -> None:
+        self._conv1 = FoldedConv(self.conv1, self.bn1)
+        self._conv2 = FoldedConv(self.conv2, self.bn2)
+        self._shortcut = None if self.shortcut is None else FoldedConv(*self.shortcut)
+
     def forward(self, x: Tensor, mask: Tensor | None) -> Tensor:
-        out = _masked(F.relu(self.bn1(self.conv1(x), 1)), mask)
-        out = self.bn2(self.conv2(out), 1)
-        if self.shortcut is not None:
-            conv, bn = self.shortcut
-            x = bn(conv(x), 1)
-        return _masked(F.relu(out + x), mask)
-
-
-def _masked(x: Tensor, mask: Tensor | None) -> Tensor:
-    return x if mask is None else x * mask
+        out = _masked_(self._conv1(x).relu_(), mask)
+        out = self._conv2(out)
+        out += x if self._shortcut is None else self._shortcut(x)
+        return _masked_(out.relu_(), mask)
 
 
 class FCM(nn.Module):
@@ -224,24 +256,24 @@ class FCM(nn.Module):
         super().__init__()
         self.conv1 = _conv2d(1, channels, 1)
         self.bn1 = BatchNorm(channels)
-        self.layer1 = nn.ModuleList(
-            [ResBlock(channels, channels, 2), ResBlock(channels, channels, 1)]
-        )
-        self.layer2 = nn.ModuleList(
-            [ResBlock(channels, channels, 2), ResBlock(channels, channels, 1)]
-        )
+        self.layer1 = nn.ModuleList([ResBlock(channels, channels, s) for s in (2, 1)])
+        self.layer2 = nn.ModuleList([ResBlock(channels, channels, s) for s in (2, 1)])
         self.conv2 = _conv2d(channels, channels, 2)
         self.bn2 = BatchNorm(channels)
+
+    def prepare(self) -> None:
+        self._conv1 = FoldedConv(self.conv1, self.bn1)
+        self._conv2 = FoldedConv(self.conv2, self.bn2)
 
     def forward(self, feats: Tensor, mask: Tensor | None) -> Tensor:
         """feats [B, T, F] -> [B, C * F / 8, T] (channels-first)."""
         mask = None if mask is None else mask[:, None, None, :]
         x = feats.transpose(1, 2).unsqueeze(1)  # [B, 1, F, T]
-        x = _masked(F.relu(self.bn1(self.conv1(x), 1)), mask)
+        x = _masked_(self._conv1(x).relu_(), mask)
         for block in (*self.layer1, *self.layer2):
             x = block(x, mask)
-        x = _masked(F.relu(self.bn2(self.conv2(x), 1)), mask)
-        return x.flatten(1, 2)
+        x = _masked_(self._conv2(x).relu_(), mask)
+        return x.contiguous().flatten(1, 2)
 
 
 class TDNNLayer(nn.Module):
@@ -252,8 +284,11 @@ class TDNNLayer(nn.Module):
         self.linear = nn.Conv1d(in_ch, out_ch, kernel, stride, padding=kernel // 2, bias=False)
         self.nonlinear = BatchNormReLU(out_ch)
 
+    def prepare(self) -> None:
+        self._conv = FoldedConv(self.linear, self.nonlinear.batchnorm)
+
     def forward(self, x: Tensor) -> Tensor:
-        return self.nonlinear(self.linear(x).transpose(1, 2))
+        return self._conv(x).relu_().transpose(1, 2).contiguous()
 
 
 class CAMLayer(nn.Module):
@@ -273,11 +308,19 @@ class CAMLayer(nn.Module):
         self.linear1 = PointwiseConv1d(bn_ch, bn_ch // 2)
         self.linear2 = PointwiseConv1d(bn_ch // 2, out_ch)
 
+    def prepare(self) -> None:
+        # [out, in, 1, k] channels-last: applied to a channels-last [B, T, C] viewed as
+        # [B, C, 1, T] (the same memory), the convolution needs no transposed copies
+        weight = self.linear_local.weight.unsqueeze(2)
+        self._local = weight.contiguous(memory_format=torch.channels_last)
+        self._args = ((1, 1), (0, *self.linear_local.padding), (1, *self.linear_local.dilation))
+
     def forward(self, x: Tensor, pooling: SegmentPooling) -> Tensor:
-        """x [B, T, C] channels-last, zero past each clip's frames."""
-        local = self.linear_local(x.transpose(1, 2)).transpose(1, 2)  # [B, T, out]
+        """x [B, T, C] channels-last, zero past each clip's frames -> [B, T, out]."""
+        local = F.conv2d(x.transpose(1, 2).unsqueeze(2), self._local, None, *self._args)
+        local = local.squeeze(2).transpose(1, 2)
         context = pooling(x)  # [B, segments, C]
-        gate = torch.sigmoid(self.linear2(F.relu(self.linear1(context))))
+        gate = torch.sigmoid(self.linear2(self.linear1(context).relu_()))
         return local * pooling.expand(gate)
 
 
@@ -285,20 +328,20 @@ class SegmentPooling:
     """Per-clip utterance mean + 100-frame segment means (the last segment partial, as
     `avg_pool1d(ceil_mode=True)`), for a batch whose frame counts are `frames`."""
 
-    def __init__(self, frames: Tensor, length: int) -> None:
+    def __init__(self, frames: Tensor, length: int, dtype: torch.dtype) -> None:
         self.length = length
         self.segments = -(-length // SEGMENT)
         starts = torch.arange(self.segments, device=frames.device) * SEGMENT
         counts = (frames[:, None] - starts).clamp(0, SEGMENT)  # [B, segments]
-        self.inv_counts = (1.0 / counts.clamp(min=1)).unsqueeze(-1)
-        self.inv_frames = (1.0 / frames.clamp(min=1)).view(-1, 1, 1)
+        self.inv_counts = (1.0 / counts.clamp(min=1)).unsqueeze(-1).to(dtype)
+        self.inv_frames = (1.0 / frames.clamp(min=1)).view(-1, 1, 1).to(dtype)
 
     def __call__(self, x: Tensor) -> Tensor:
-        mean = x.sum(1, keepdim=True) * self.inv_frames.to(x.dtype)
+        mean = x.sum(1, keepdim=True) * self.inv_frames
         pad = self.segments * SEGMENT - self.length
         padded = F.pad(x, (0, 0, 0, pad)) if pad else x
         sums = padded.view(x.shape[0], self.segments, SEGMENT, x.shape[-1]).sum(2)
-        return mean + sums * self.inv_counts.to(x.dtype)
+        return mean + sums * self.inv_counts
 
     def expand(self, per_segment: Tensor) -> Tensor:
         """[B, segments, C] -> [B, T, C]: each segment's value on its frames."""
@@ -317,9 +360,14 @@ class CAMDenseTDNNLayer(nn.Module):
         self.nonlinear2 = BatchNormReLU(bn_ch)
         self.cam_layer = CAMLayer(bn_ch, out_ch, kernel, dilation)
 
+    def prepare(self) -> None:
+        # the bottleneck's batchnorm folded into it
+        folded = FoldedConv(self.linear1, self.nonlinear2.batchnorm)
+        self._bottleneck = (folded.weight, folded.bias)
+
     def forward(self, x: Tensor, mask: Tensor | None, pooling: SegmentPooling) -> Tensor:
-        h = _masked(self.nonlinear2(self.linear1(self.nonlinear1(x))), mask)
-        return self.cam_layer(h, pooling)
+        h = linear(self.nonlinear1(x), *self._bottleneck).relu_()
+        return self.cam_layer(_masked_(h, mask), pooling)
 
 
 class CAMDenseTDNNBlock(nn.Module):
@@ -406,12 +454,14 @@ class XVector(nn.Module):
             if frames is None
             else torch.div(frames + 1, 2, rounding_mode="floor")
         )
-        mask = None if bool((frames == length).all()) else _time_mask(frames, length)[..., None]
-        pooling = SegmentPooling(frames, length)
+        mask = None
+        if not bool((frames == length).all()):
+            mask = _time_mask(frames, length).to(x.dtype)[..., None]
+        pooling = SegmentPooling(frames, length, x.dtype)
         for i in range(1, len(BLOCKS) + 1):
             x = getattr(self, f"block{i}")(x, mask, pooling)
             x = getattr(self, f"transit{i}")(x)
-        x = _masked(self.out_nonlinear(x), mask)
+        x = _masked_(self.out_nonlinear(x), mask)
         return self.dense(statistics_pooling(x, frames))
 
 
@@ -427,15 +477,28 @@ def statistics_pooling(x: Tensor, frames: Tensor) -> Tensor:
 
 
 class CAMPPlusNet(nn.Module):
-    """3D-Speaker's CAMPPlus with its parameter names: `head` (FCM) and `xvector`."""
+    """3D-Speaker's CAMPPlus with its parameter names: `head` (FCM) and `xvector`.
+
+    `prepare()` (after the weights are in place) derives the inference form: batchnorms as
+    scale and shift, those that follow a convolution folded into it."""
 
     def __init__(self, embedding_size: int = 192, feat_dim: int = N_MELS, m_channels: int = 32):
         super().__init__()
         self.head = FCM(m_channels)
         self.xvector = XVector(m_channels * (feat_dim // 8), embedding_size)
+        self._prepared = False
+
+    def prepare(self) -> CAMPPlusNet:
+        for module in self.modules():
+            if module is not self and hasattr(module, "prepare"):
+                module.prepare()
+        self._prepared = True
+        return self
 
     def forward(self, feats: Tensor, frames: Tensor | None = None) -> Tensor:
         """Mean-normalized fbank [B, T, 80] (zero past each clip's `frames`) -> [B, E]."""
+        if not self._prepared:
+            self.prepare()
         if frames is not None and bool((frames == feats.shape[1]).all()):
             frames = None
         mask = None if frames is None else _time_mask(frames, feats.shape[1]).to(feats.dtype)
@@ -531,4 +594,4 @@ def load_campplus(path: str | Path, device: str = "cpu", dtype: str | torch.dtyp
         resolve_dtype(dtype, dev),
         f"the CAM++ weights in {path}",
     )
-    return CamPlusPlus(net, dev, resolve_dtype(dtype, dev))
+    return CamPlusPlus(net.prepare(), dev, resolve_dtype(dtype, dev))
