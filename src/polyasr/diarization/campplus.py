@@ -117,12 +117,12 @@ def mean_normalize(feats: Tensor, frames: Tensor) -> Tensor:
     return (feats - mean) * mask
 
 
-def pad_waveforms(waveforms: Sequence[np.ndarray | Tensor]) -> tuple[Tensor, Tensor]:
-    """Zero-padded float32 batch [B, N] and lengths [B] of 1-D waveforms; one `AudioError` line
-    for a clip that is not 1-D or too short for an embedding."""
+def as_clips(waveforms: Sequence[np.ndarray | Tensor]) -> list[Tensor]:
+    """1-D float32 tensors of the waveforms; one `AudioError` line naming the first clip that is
+    not 1-D or too short for an embedding."""
     clips = []
     for i, wave in enumerate(waveforms):
-        clip = torch.as_tensor(np.asarray(wave) if not isinstance(wave, Tensor) else wave)
+        clip = wave if isinstance(wave, Tensor) else torch.from_numpy(np.asarray(wave))
         if clip.dim() != 1:
             raise AudioError(f"clip {i}: expected a 1-D waveform, got shape {list(clip.shape)}")
         if clip.shape[0] < MIN_SAMPLES:
@@ -131,6 +131,12 @@ def pad_waveforms(waveforms: Sequence[np.ndarray | Tensor]) -> tuple[Tensor, Ten
                 f"{MIN_SAMPLES} ({MIN_SAMPLES / SAMPLE_RATE * 1000:.0f} ms at 16 kHz)"
             )
         clips.append(clip.float())
+    return clips
+
+
+def pad_waveforms(waveforms: Sequence[np.ndarray | Tensor]) -> tuple[Tensor, Tensor]:
+    """Zero-padded float32 batch [B, N] and lengths [B] of 1-D waveforms (see `as_clips`)."""
+    clips = as_clips(waveforms)
     lengths = torch.tensor([len(c) for c in clips], dtype=torch.long)
     batch = torch.zeros(len(clips), int(lengths.max()) if clips else 0)
     for row, clip in zip(batch, clips):
@@ -541,11 +547,10 @@ class CamPlusPlus:
 
         Clips are sorted by length and run in batches of at most `batch_size` clips and
         `max_batch_frames` padded frames; each clip's result is what it gets alone."""
-        out = torch.empty(len(waveforms), self.embedding_size)
-        if not len(waveforms):
-            return out
-        sizes = [len(w) for w in waveforms]
-        order = sorted(range(len(waveforms)), key=lambda i: sizes[i])
+        clips = as_clips(waveforms)
+        out = torch.empty(len(clips), self.embedding_size)
+        sizes = [len(clip) for clip in clips]
+        order = sorted(range(len(clips)), key=lambda i: sizes[i])
         start = 0
         while start < len(order):
             stop = start + 1
@@ -555,13 +560,15 @@ class CamPlusPlus:
                     break
                 stop += 1
             chunk = order[start:stop]
-            feats, frames = self.features([waveforms[i] for i in chunk])
+            feats, frames = self.features([clips[i] for i in chunk])
             out[chunk] = self.embed_features(feats, frames).cpu()
             start = stop
         return out
 
 
-def load_campplus(path: str | Path, device: str = "cpu", dtype: str | torch.dtype = "float32"):
+def load_campplus(
+    path: str | Path, device: str = "cpu", dtype: str | torch.dtype = "float32"
+) -> CamPlusPlus:
     """Load a CAM++ state dict (3D-Speaker's `.pt`/`.bin`) as a `CamPlusPlus`.
 
     Raises `ModelError` with one line for a missing, hostile, truncated or foreign file."""
