@@ -1,2 +1,2 @@
-"""Who spoke when: speaker segmentation (pyannote's segmentation-3.0 network in plain PyTorch)
-and the pieces that turn it into speaker turns."""
+"""Who spoke when: speaker segmentation, speaker embeddings, clustering and the steps that
+turn them into speaker turns."""
