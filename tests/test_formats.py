@@ -4,7 +4,17 @@ import re
 import pytest
 
 from polyasr import OptionError, PolyasrError, Segment, Transcript, Word
-from polyasr.formats import WRITERS, formats_for, to_json, to_srt, to_txt, to_vtt, write_atomic
+from polyasr.formats import (
+    WRITERS,
+    formats_for,
+    to_json,
+    to_rttm,
+    to_srt,
+    to_txt,
+    to_vtt,
+    write_atomic,
+)
+from polyasr.types import Turn
 
 TRANSCRIPT = Transcript(
     text="Hello there. General Kenobi!",
@@ -74,7 +84,7 @@ def test_from_dict_ignores_unknown_keys_and_rejects_non_transcripts():
 
 
 def test_txt_one_line_per_segment():
-    assert to_txt(TRANSCRIPT) == "Hello there.\n[SPEAKER_1] General Kenobi!\n"
+    assert to_txt(TRANSCRIPT) == "Hello there.\nSPEAKER_1: General Kenobi!\n"
     assert to_txt(Transcript(text="", segments=[])) == ""
 
 
@@ -91,6 +101,29 @@ def test_every_format_of_all_writes_the_segments_and_unknown_ones_are_refused():
         assert len(parsers[name](WRITERS[name](TRANSCRIPT))) == 2, name
     with pytest.raises(OptionError, match="unknown format 'docx'"):
         formats_for("docx")
+    assert formats_for("all", speakers=True) == [*names, "rttm"]
+    with pytest.raises(OptionError, match="add --diarize"):
+        formats_for("rttm")
+
+
+def test_speakers_in_txt_vtt_and_rttm():
+    turns = [Turn(0.0, 1.5, "SPEAKER_00"), Turn(1.0, 4.25, "SPEAKER_01")]
+    segments = [
+        Segment(0.0, 1.0, " Hi.", speaker="SPEAKER_00"),
+        Segment(1.0, 1.5, " there", speaker="SPEAKER_00"),
+        Segment(1.5, 4.25, " Hello!", speaker="SPEAKER_01"),
+    ]
+    spoken = Transcript("Hi. there Hello!", segments, turns=turns, source="/x/call one.wav")
+    assert to_txt(spoken) == "SPEAKER_00: Hi. there\nSPEAKER_01: Hello!\n"
+    assert "<v SPEAKER_01>Hello!" in to_vtt(spoken)
+    assert to_rttm(spoken).splitlines() == [
+        "SPEAKER call_one 1 0.000 1.500 <NA> <NA> SPEAKER_00 <NA> <NA>",
+        "SPEAKER call_one 1 1.000 3.250 <NA> <NA> SPEAKER_01 <NA> <NA>",
+    ]
+    turns_only = Transcript("", [], turns=turns)
+    assert to_txt(turns_only) == "SPEAKER_00 0.00 1.50\nSPEAKER_01 1.00 4.25\n"
+    assert [c[9] for c in SRT_CUE.findall(to_srt(turns_only))] == ["SPEAKER_00", "SPEAKER_01"]
+    assert to_rttm(turns_only).startswith("SPEAKER audio 1 0.000 1.500")
 
 
 def test_write_atomic_replaces_whole_file_and_leaves_no_temp(tmp_path):

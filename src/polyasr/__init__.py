@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from .audio.io import Audio
+from .diarization.api import diarize
 from .errors import AudioError, AudioWarning, ModelError, OptionError, PolyasrError
 from .registry import KNOWN_MODELS, load
 from .types import (
     AsrModel,
+    DiarizeOptions,
     Progress,
     Segment,
     TranscribeOptions,
     Transcript,
+    Turn,
     VadOptions,
     Word,
 )
@@ -21,6 +24,7 @@ __all__ = [
     "Audio",
     "AudioError",
     "AudioWarning",
+    "DiarizeOptions",
     "ModelError",
     "OptionError",
     "PolyasrError",
@@ -28,8 +32,10 @@ __all__ = [
     "Segment",
     "TranscribeOptions",
     "Transcript",
+    "Turn",
     "VadOptions",
     "Word",
+    "diarize",
     "load",
 ]
 __version__ = "0.1.0"

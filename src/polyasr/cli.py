@@ -8,6 +8,7 @@ import sys
 import warnings
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -66,6 +67,55 @@ def vad_options(command):
             flag, field, type=kind, default=default, show_default=True, help=text
         )(command)
     return command
+
+
+def speaker_options(command):
+    """The `DiarizeOptions` a user sets, as options of `command` (passed under their names)."""
+    from .types import EMBEDDINGS, SPEAKER_MODES
+
+    options = [
+        click.option(
+            "--speaker-mode",
+            "mode",
+            type=click.Choice(SPEAKER_MODES),
+            default="auto",
+            show_default=True,
+            help="channel: each channel of a stereo file is one speaker; cluster: find the "
+            "speakers in the downmix; auto: channel mode for two distinct channels.",
+        ),
+        click.option("--num-speakers", type=click.IntRange(min=1), help="Known speaker count."),
+        click.option("--min-speakers", type=click.IntRange(min=1)),
+        click.option("--max-speakers", type=click.IntRange(min=1)),
+        click.option(
+            "--embedding",
+            type=click.Choice(EMBEDDINGS),
+            default="campplus",
+            show_default=True,
+            help="Speaker embedding: CAM++ or the mean log-mel baseline.",
+        ),
+        click.option(
+            "--segmentation-model",
+            default=None,
+            help="Local pyannote segmentation-3.0 pytorch_model.bin "
+            "(default: $POLYASR_SEGMENTATION_MODEL, else downloaded; gated: needs HF_TOKEN).",
+        ),
+        click.option(
+            "--embedding-model",
+            default=None,
+            help="Local CAM++ campplus_cn_en_common.pt "
+            "(default: $POLYASR_EMBEDDING_MODEL, else downloaded from ModelScope).",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _split(settings: dict, kind: type) -> dict:
+    """The entries of `settings` that are fields of the dataclass `kind` (removed from it)."""
+    from dataclasses import fields
+
+    return {f.name: settings.pop(f.name) for f in fields(kind) if f.name in settings}
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -146,6 +196,13 @@ def cli() -> None:
     "30 s windows in sequence (Whisper) or fixed windows (other families).",
 )
 @vad_options
+@click.option(
+    "--diarize/--no-diarize",
+    default=False,
+    show_default=True,
+    help="Who spoke when: a speaker on every segment and word (see the speaker options).",
+)
+@speaker_options
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def transcribe(
@@ -163,9 +220,10 @@ def transcribe(
     initial_prompt: str | None,
     condition_on_previous_text: bool,
     vad: bool,
+    diarize: bool,
     batch_size: int,
     quiet: bool,
-    **vad_settings: float,
+    **settings: Any,
 ) -> None:
     """Transcribe audio or video FILES (wav, flac, mp3, ogg/opus, m4a, mp4, mkv, ...).
 
@@ -174,9 +232,11 @@ def transcribe(
     """
     import polyasr
 
-    formats = formats_for(fmt)
+    formats = formats_for(fmt, speakers=diarize)
     if len(formats) > 1 and output_dir is None:
         raise click.UsageError("--format all needs --output-dir")
+    vad_settings = _split(settings, polyasr.VadOptions)
+    speakers = polyasr.DiarizeOptions(**_split(settings, polyasr.DiarizeOptions))
     options = polyasr.TranscribeOptions(
         language=language,
         task=task,
@@ -186,6 +246,7 @@ def transcribe(
         condition_on_previous_text=condition_on_previous_text,
         vad=vad,
         vad_options=polyasr.VadOptions(**vad_settings),
+        diarize=speakers if diarize else None,
         batch_size=batch_size,
         **({"temperatures": tuple(temperatures)} if temperatures else {}),
     )
@@ -232,6 +293,51 @@ def _print(path: Path, formats: list[str], result, several: bool) -> None:
         if several:
             click.echo(f"==> {path} <==")
         click.echo(WRITERS[name](result), nl=False)
+
+
+@cli.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "-f",
+    "--format",
+    "fmt",
+    type=click.Choice([*WRITERS, "all"]),
+    default="rttm",
+    show_default=True,
+)
+@click.option(
+    "-o",
+    "--output-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Write FILE_STEM.FORMAT files here instead of printing to stdout.",
+)
+@speaker_options
+def diarize(files: tuple[Path, ...], fmt: str, output_dir: Path | None, **settings: Any) -> None:
+    """Who spoke when in audio or video FILES: speaker turns, without transcribing."""
+    import polyasr
+
+    formats = formats_for(fmt, speakers=True)
+    if len(formats) > 1 and output_dir is None:
+        raise click.UsageError("--format all needs --output-dir")
+    options = polyasr.DiarizeOptions(**settings)
+    files = tuple(dict.fromkeys(files))
+    stems = output_stems(list(files))
+    failures = 0
+    for path, stem in zip(files, stems):
+        try:
+            turns = polyasr.diarize(path, options)
+        except PolyasrError as exc:
+            failures += 1
+            click.echo(f"error: {exc}", err=True)
+            continue
+        result = polyasr.Transcript("", [], turns=turns, source=str(path))
+        if output_dir is not None:
+            failures += not _write(output_dir, stem, formats, result)
+        else:
+            _print(path, formats, result, several=len(files) > 1)
+    if failures:
+        raise SystemExit(1)
 
 
 @cli.command("models")

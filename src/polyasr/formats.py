@@ -1,4 +1,4 @@
-"""Transcript writers (txt, json, srt, vtt) and atomic file output."""
+"""Transcript writers (txt, json, srt, vtt, rttm) and atomic file output."""
 
 from __future__ import annotations
 
@@ -22,11 +22,38 @@ def _clock(seconds: float, decimal: str) -> str:
 
 def _cue_text(text: str, speaker: str | None) -> str:
     text = text.strip()
-    return f"[{speaker}] {text}" if speaker else text
+    if speaker and text:
+        return f"[{speaker}] {text}"
+    return speaker or text
+
+
+def _cues(transcript: Transcript) -> list[tuple[float, float, str, str | None]]:
+    """(start, end, text, speaker) of every segment with text, or of every speaker turn when
+    there is no text (speaker turns only)."""
+    cues = [(s.start, s.end, s.text.strip(), s.speaker) for s in transcript.segments]
+    cues = [c for c in cues if c[2]]
+    if not cues and transcript.turns:
+        cues = [(t.start, t.end, "", t.speaker) for t in transcript.turns]
+    return cues
 
 
 def to_txt(transcript: Transcript) -> str:
-    lines = [_cue_text(s.text, s.speaker) for s in transcript.segments if s.text.strip()]
+    """One line per segment; with speakers, one line per speaker turn: `SPEAKER_00: text`
+    (speaker turns only: `SPEAKER_00 start end`)."""
+    cues = _cues(transcript)
+    if not any(speaker for *_, speaker in cues):
+        lines = [text for _, _, text, _ in cues]
+    elif not any(text for _, _, text, _ in cues):
+        lines = [f"{speaker} {start:.2f} {end:.2f}" for start, end, _, speaker in cues]
+    else:
+        lines = []
+        current = None
+        for _, _, text, speaker in cues:
+            if lines and speaker == current:
+                lines[-1] += " " + text
+            else:
+                lines.append(f"{speaker}: {text}" if speaker else text)
+                current = speaker
     return "\n".join(lines) + "\n" if lines else ""
 
 
@@ -36,20 +63,33 @@ def to_json(transcript: Transcript) -> str:
 
 def to_srt(transcript: Transcript) -> str:
     cues = []
-    segments = [s for s in transcript.segments if s.text.strip()]
-    for i, seg in enumerate(segments, 1):
-        times = f"{_clock(seg.start, ',')} --> {_clock(seg.end, ',')}"
-        cues.append(f"{i}\n{times}\n{_cue_text(seg.text, seg.speaker)}\n")
+    for i, (start, end, text, speaker) in enumerate(_cues(transcript), 1):
+        times = f"{_clock(start, ',')} --> {_clock(end, ',')}"
+        cues.append(f"{i}\n{times}\n{_cue_text(text, speaker)}\n")
     return "\n".join(cues)
 
 
 def to_vtt(transcript: Transcript) -> str:
+    """WebVTT; a speaker is a voice span `<v SPEAKER_00>`."""
     cues = ["WEBVTT\n"]
-    for seg in transcript.segments:
-        if seg.text.strip():
-            times = f"{_clock(seg.start, '.')} --> {_clock(seg.end, '.')}"
-            cues.append(f"{times}\n{_cue_text(seg.text, seg.speaker)}\n")
+    for start, end, text, speaker in _cues(transcript):
+        times = f"{_clock(start, '.')} --> {_clock(end, '.')}"
+        cues.append(f"{times}\n{f'<v {speaker}>' if speaker else ''}{text or speaker}\n")
     return "\n".join(cues)
+
+
+def to_rttm(transcript: Transcript) -> str:
+    """NIST RTTM speaker turns (`SPEAKER file 1 start duration <NA> <NA> speaker <NA> <NA>`):
+    the transcript's turns, or its segments with speakers."""
+    uri = Path(transcript.source).stem if transcript.source else "audio"
+    uri = "_".join(uri.split()) or "audio"
+    turns = [(t.start, t.end, t.speaker) for t in transcript.turns] or [
+        (s.start, s.end, s.speaker) for s in transcript.segments if s.speaker
+    ]
+    return "".join(
+        f"SPEAKER {uri} 1 {start:.3f} {end - start:.3f} <NA> <NA> {speaker} <NA> <NA>\n"
+        for start, end, speaker in sorted(turns)
+    )
 
 
 WRITERS: dict[str, Callable[[Transcript], str]] = {
@@ -57,15 +97,19 @@ WRITERS: dict[str, Callable[[Transcript], str]] = {
     "json": to_json,
     "srt": to_srt,
     "vtt": to_vtt,
+    "rttm": to_rttm,
 }
 
 
-def formats_for(name: str) -> list[str]:
-    """The list of formats that a --format value stands for ("all" = every format)."""
+def formats_for(name: str, speakers: bool = False) -> list[str]:
+    """The list of formats that a --format value stands for ("all" = every format, RTTM only
+    with `speakers`)."""
     if name == "all":
-        return list(WRITERS)
+        return [f for f in WRITERS if speakers or f != "rttm"]
     if name not in WRITERS:
         raise OptionError(f"unknown format {name!r}; use one of: {', '.join(WRITERS)}, all")
+    if name == "rttm" and not speakers:
+        raise OptionError("the rttm format holds speaker turns: add --diarize")
     return [name]
 
 

@@ -58,9 +58,10 @@ def _first_line(exc: BaseException) -> str:
     return lines[0] if lines else type(exc).__name__
 
 
-def download(repo_id: str) -> Path:
+def download(repo_id: str, local: str = "--model PATH") -> Path:
     """Fetch a hub repository (`org/name` or `org/name@revision`) into the huggingface_hub
-    cache, with a progress bar; a complete cached copy is used without touching the network."""
+    cache, with a progress bar; a complete cached copy is used without touching the network.
+    `local` names the option that takes a local copy instead, for the error messages."""
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import (
         GatedRepoError,
@@ -97,7 +98,7 @@ def download(repo_id: str) -> Path:
         raise ModelError(
             f"model {repo_id!r} is gated on the Hugging Face hub: request access at "
             f"https://huggingface.co/{repo_id}, then set HF_TOKEN to a token of that account "
-            "(or run `hf auth login`), or pass a local copy with --model PATH"
+            f"(or run `hf auth login`), or pass a local copy with {local}"
         ) from None
     except RevisionNotFoundError:
         raise ModelError(f"model {repo_id!r} has no revision {revision!r} on the hub") from None
@@ -109,7 +110,7 @@ def download(repo_id: str) -> Path:
     except LocalEntryNotFoundError:
         raise ModelError(
             f"cannot download {repo_id!r}: the Hugging Face hub is unreachable (offline?) and the "
-            "model is not in the local cache; pass a local model directory with --model PATH"
+            f"model is not in the local cache; pass a local copy with {local}"
         ) from None
     except (HfHubHTTPError, OSError) as exc:
         raise ModelError(f"cannot download {repo_id!r}: {_first_line(exc)}") from None

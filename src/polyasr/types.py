@@ -38,6 +38,15 @@ class Segment:
     temperature: float | None = None
 
 
+@dataclass(frozen=True, order=True)
+class Turn:
+    """A stretch of time in which one speaker talks (turns of two speakers may overlap)."""
+
+    start: float
+    end: float
+    speaker: str
+
+
 @dataclass
 class Transcript:
     """The result of transcribing one recording, with what produced it."""
@@ -54,6 +63,10 @@ class Transcript:
     family: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
     """The `TranscribeOptions` that made this transcript, as plain data."""
+    turns: list[Turn] = field(default_factory=list)
+    """Speaker turns when speakers were asked for (`TranscribeOptions.diarize`)."""
+    source: str | None = None
+    """The input's path, when it was a file."""
 
     @property
     def rtf(self) -> float:
@@ -78,7 +91,8 @@ class Transcript:
                 )
                 for s in data.get("segments") or []
             ]
-            return cls(**{**_known(cls, data), "segments": segments})
+            turns = [Turn(**_known(Turn, t)) for t in data.get("turns") or []]
+            return cls(**{**_known(cls, data), "segments": segments, "turns": turns})
         except (TypeError, AttributeError) as exc:
             raise PolyasrError(f"not a transcript: {exc}") from None
 
@@ -111,6 +125,57 @@ class VadOptions:
             raise OptionError("the VAD threshold must lie between 0 and 1, the veto below it")
         if min(self.min_speech_s, self.min_silence_s, self.speech_pad_s) < 0:
             raise OptionError("VAD durations must not be negative")
+
+
+SPEAKER_MODES = ("auto", "channel", "cluster")
+EMBEDDINGS = ("campplus", "mean-mel")
+
+
+@dataclass(frozen=True)
+class DiarizeOptions:
+    """Who spoke when. `mode` "channel" takes each channel of a stereo recording as one
+    speaker, "cluster" finds speakers in the downmix, "auto" picks channel mode for two
+    distinct channels and cluster mode otherwise. The speaker count is found automatically
+    unless `num_speakers` (or a range) is given."""
+
+    mode: str = "auto"
+    num_speakers: int | None = None
+    min_speakers: int | None = None
+    max_speakers: int | None = None
+    embedding: str = "campplus"
+    """"campplus" (3D-Speaker's CAM++) or "mean-mel" (the mean log-mel vector baseline)."""
+    threshold: float = 0.925
+    """Clustering cut: Euclidean distance between unit-length centroids (lower: more speakers)."""
+    min_cluster_size: int = 12
+    """Clusters with fewer embeddings are folded into the nearest larger one."""
+    step_s: float = 1.0
+    """Step of the 10 s segmentation windows."""
+    embed_every: int = 3
+    """Embed the speakers of every n-th window only; the windows between take their speakers'
+    clusters from the embedded neighbours that overlap them most (n times faster embedding)."""
+    constrained: bool = False
+    """Assign the local speakers of a window to distinct speakers."""
+    segmentation_model: str | None = None
+    """Local pyannote segmentation-3.0 `pytorch_model.bin` (default: $POLYASR_SEGMENTATION_MODEL,
+    else downloaded from the Hugging Face hub, a gated repository)."""
+    embedding_model: str | None = None
+    """Local CAM++ `campplus_cn_en_common.pt` (default: $POLYASR_EMBEDDING_MODEL, else
+    downloaded from ModelScope)."""
+
+    def __post_init__(self) -> None:
+        if self.mode not in SPEAKER_MODES:
+            raise OptionError(f"unknown speaker mode {self.mode!r}; use {', '.join(SPEAKER_MODES)}")
+        if self.embedding not in EMBEDDINGS:
+            raise OptionError(f"unknown embedding {self.embedding!r}; use {', '.join(EMBEDDINGS)}")
+        counts = [c for c in (self.num_speakers, self.min_speakers, self.max_speakers) if c]
+        if any(c < 1 for c in counts) or (
+            self.min_speakers and self.max_speakers and self.min_speakers > self.max_speakers
+        ):
+            raise OptionError("speaker counts must be at least 1, min_speakers <= max_speakers")
+        if not 0 < self.step_s <= 10 or self.threshold <= 0 or self.min_cluster_size < 1:
+            raise OptionError("step_s must lie in (0, 10], threshold and min_cluster_size > 0")
+        if self.embed_every < 1:
+            raise OptionError("embed_every must be at least 1")
 
 
 TASKS = ("transcribe", "translate")
@@ -147,6 +212,9 @@ class TranscribeOptions:
     """Cut the audio at pauses found by Silero VAD and transcribe the pieces in batches; off,
     Whisper decodes 30 s windows sequentially and other families cut fixed windows."""
     vad_options: VadOptions = field(default_factory=VadOptions)
+    diarize: DiarizeOptions | None = None
+    """Speakers on every segment and word (see `DiarizeOptions`; True for its defaults);
+    None: no speakers."""
     batch_size: int = 8
     """Pieces of audio decoded together (more is faster per second of audio, uses more memory)."""
 
@@ -165,6 +233,10 @@ class TranscribeOptions:
             raise OptionError("max_new_tokens must be at least 1")
         if not isinstance(self.vad_options, VadOptions):
             raise OptionError("vad_options must be a polyasr.VadOptions")
+        if isinstance(self.diarize, bool):
+            object.__setattr__(self, "diarize", DiarizeOptions() if self.diarize else None)
+        if self.diarize is not None and not isinstance(self.diarize, DiarizeOptions):
+            raise OptionError("diarize must be a polyasr.DiarizeOptions (or None)")
         if isinstance(self.temperatures, list):
             object.__setattr__(self, "temperatures", tuple(self.temperatures))
 

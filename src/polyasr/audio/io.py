@@ -27,6 +27,8 @@ class Audio:
 
     samples: np.ndarray
     sample_rate: int
+    source: str | None = None
+    """The path it was read from, if any."""
 
     @property
     def duration(self) -> float:
@@ -173,4 +175,5 @@ def load_audio(
         raise AudioError(f"invalid sample rate {audio.sample_rate}")
     if not np.isfinite(audio.samples).all():
         raise AudioError(f"{name} contains invalid (NaN or infinite) samples")
-    return Audio(resample(audio.samples, audio.sample_rate, sample_rate), sample_rate)
+    source_path = str(source) if isinstance(source, (str, os.PathLike)) else None
+    return Audio(resample(audio.samples, audio.sample_rate, sample_rate), sample_rate, source_path)

@@ -34,6 +34,8 @@ class Recognizer:
     pads_to_max_input: bool = False
     """True when every piece costs a full input window (Whisper's 30 s): then pieces of any
     length may share a batch at no extra cost."""
+    words_on_request: bool = False
+    """True when word timestamps cost extra and are computed only when asked for."""
     has_long_form: bool = False
     """True when `transcribe_long` replaces fixed windows when VAD is off."""
 

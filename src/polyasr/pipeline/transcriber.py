@@ -20,9 +20,18 @@ from typing import Any
 import numpy as np
 
 from ..audio.io import Audio, AudioInput, load_audio
-from ..errors import PolyasrError
+from ..diarization.channels import distinct_channels, merge_channels
+from ..diarization.speakers import turns_from_segments, with_speakers
+from ..errors import AudioError, PolyasrError
 from ..languages import UNSPACED_LANGUAGES
-from ..types import Progress, ProgressCallback, Segment, TranscribeOptions, Transcript
+from ..types import (
+    Progress,
+    ProgressCallback,
+    Segment,
+    TranscribeOptions,
+    Transcript,
+    Turn,
+)
 from .planning import SAMPLE_RATE, batches, is_silent, plan
 from .recognizer import Recognizer
 
@@ -206,39 +215,82 @@ class Transcriber:
 
     def _transcribe_group(
         self, group: list[tuple[int, Audio]], options: TranscribeOptions, tracker: _Tracker
-    ) -> Iterator[tuple[int, Transcript]]:
+    ) -> Iterator[tuple[int, Transcript | PolyasrError]]:
         started = time.perf_counter()
-        recordings = [audio.mono() for _, audio in group]  # the channel step: a downmix
+        speakers = options.diarize
+        decoding = options
+        if speakers is not None and self.recognizer.words_on_request:
+            decoding = replace(options, word_timestamps=True)  # to split segments by speaker
+        tracks: list[np.ndarray] = []  # the channel step: a downmix, or each channel alone
+        owners: list[int] = []
+        errors: dict[int, PolyasrError] = {}
+        for g, (_, audio) in enumerate(group):
+            if speakers is not None and speakers.mode != "cluster":
+                if distinct_channels(audio.samples):
+                    tracks += list(audio.samples)
+                    owners += [g, g]
+                    continue
+                if speakers.mode == "channel":
+                    what = "two identical" if audio.channels == 2 else audio.channels
+                    errors[g] = AudioError(
+                        f"channel mode needs two distinct channels; input {group[g][0]} has "
+                        f"{what} channel(s)"
+                    )
+                    continue
+            tracks.append(audio.mono())
+            owners.append(g)
         long_form = not options.vad and self.recognizer.has_long_form
         vad = options.vad_options if options.vad else None
         limit = self.recognizer.max_piece_seconds
         grow = self.recognizer.pads_to_max_input
-        plans = [[] if long_form else plan(r, vad, limit, grow) for r in recordings]
-        languages = [self._language(r, p, options) for r, p in zip(recordings, plans)]
+        plans = [[] if long_form else plan(t, vad, limit, grow) for t in tracks]
+        languages = [self._language(t, p, options) for t, p in zip(tracks, plans)]
         if long_form:
-            segments = self._decode_long(recordings, languages, options, tracker)
+            segments = self._decode_long(tracks, languages, decoding, tracker)
         else:
-            segments = self._decode_pieces(recordings, plans, languages, options, tracker)
-        elapsed = time.perf_counter() - started
-        total = sum(len(r) for r in recordings) or 1
+            segments = self._decode_pieces(tracks, plans, languages, decoding, tracker)
         recorded = asdict(options)
-        for (index, audio), found, (language, probability) in zip(group, segments, languages):
-            found.sort(key=lambda s: s.start)
-            language = language or _main_language(found) or self._only_language()
-            yield (
-                index,
-                Transcript(
-                    text=join_text(found, language),
-                    segments=found,
-                    language=language,
-                    language_probability=probability,
-                    duration=audio.duration,
-                    processing_seconds=elapsed * audio.samples.shape[-1] / total,
-                    model=self.recognizer.name,
-                    family=self.recognizer.family,
-                    options=recorded,
-                ),
+        sources = [audio.source for _, audio in group]
+        results: list[tuple[int, Transcript | PolyasrError]] = []
+        for g, (index, audio) in enumerate(group):
+            if g in errors:
+                results.append((index, errors[g]))
+                continue
+            mine = [t for t, owner in enumerate(owners) if owner == g]
+            language, probability = next(
+                (languages[t] for t in mine if languages[t][0]), languages[mine[0]]
             )
+            turns: list[Turn] = []
+            if len(mine) == 2:
+                found = merge_channels(audio.samples, [segments[t] for t in mine])
+                turns = turns_from_segments(found)
+            else:
+                found = sorted(segments[mine[0]], key=lambda s: s.start)
+                if speakers is not None:
+                    from ..diarization.diarizer import load_diarizer
+
+                    turns = load_diarizer(speakers)(tracks[mine[0]], speakers)
+                    found = with_speakers(found, turns)
+            language = language or _main_language(found) or self._only_language()
+            transcript = Transcript(
+                text=join_text(found, language),
+                segments=found,
+                language=language,
+                language_probability=probability,
+                duration=audio.duration,
+                model=self.recognizer.name,
+                family=self.recognizer.family,
+                options=recorded,
+                turns=turns,
+                source=sources[g],
+            )
+            results.append((index, transcript))
+        elapsed = time.perf_counter() - started
+        total = sum(audio.duration for _, audio in group) or 1.0
+        for index, result in results:
+            if isinstance(result, Transcript):
+                result.processing_seconds = elapsed * result.duration / total
+            yield index, result
 
     def _only_language(self) -> str | None:
         languages = self.recognizer.languages

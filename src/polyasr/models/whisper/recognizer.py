@@ -39,6 +39,7 @@ class WhisperRecognizer(Recognizer):
     max_piece_seconds = 30.0
     pads_to_max_input = True
     has_long_form = True
+    words_on_request = True
 
     def __init__(
         self, model: Whisper, tokenizer: WhisperTokenizer, generation: dict[str, Any], name: str
