@@ -2,16 +2,14 @@
 made by tests/golden/make_campplus.py), batching, and refusal of hostile or foreign files."""
 
 import hashlib
-import io
 import json
-import os
-import pickle
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from conftest import assert_log_features_close, shared_path
+from test_safe_pickle import Payload, pickled
 
 from polyasr.audio.io import load_audio
 from polyasr.diarization.campplus import MIN_SAMPLES, kaldi_fbank, load_campplus, pad_waveforms
@@ -110,25 +108,6 @@ def test_short_and_malformed_clips_are_one_line_errors(model):
 # Files that are not a CAM++ checkpoint
 
 
-class Payload:
-    """Unpickling this calls os.system: it touches `marker`."""
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self):
-        return (os.system, (f"touch {self.marker}",))
-
-
-def _pickled(obj, layout: str) -> bytes:
-    buffer = io.BytesIO()
-    if layout == "plain":
-        pickle.dump(obj, buffer, protocol=4)
-    else:
-        torch.save(obj, buffer, _use_new_zipfile_serialization=layout == "zip")
-    return buffer.getvalue()
-
-
 def _refused(path: Path, marker: Path | None = None) -> str:
     with pytest.raises(ModelError) as info:
         load_campplus(path)
@@ -143,7 +122,7 @@ def test_a_hostile_checkpoint_is_refused_before_its_payload_runs(tmp_path, layou
     marker = tmp_path / "pwned.txt"
     path = tmp_path / "campplus.pt"
     state = {"x": Payload(marker), "head.conv1.weight": torch.zeros(32, 1, 3, 3)}
-    path.write_bytes(_pickled(state, layout))
+    path.write_bytes(pickled(state, layout))
     assert _refused(path, marker).startswith(f"refusing {path}: it names posix.system")
 
 
@@ -161,10 +140,10 @@ def test_foreign_files_are_one_line(tmp_path):
     text.write_text("not a model\n")
     assert "unknown file layout" in _refused(text)
     other = tmp_path / "other.pt"
-    other.write_bytes(_pickled({"encoder.weight": torch.zeros(3, 3)}, "zip"))
+    other.write_bytes(pickled({"encoder.weight": torch.zeros(3, 3)}, "zip"))
     assert _refused(other) == f"{other} is not a CAM++ checkpoint (it lacks head.conv1.weight)"
     listed = tmp_path / "list.pt"
-    listed.write_bytes(_pickled([torch.zeros(3)], "zip"))
+    listed.write_bytes(pickled([torch.zeros(3)], "zip"))
     assert "no state dict of tensors" in _refused(listed)
 
 
@@ -175,11 +154,11 @@ def test_an_incomplete_or_reshaped_state_dict_is_one_line(tmp_path):
     state = load_pickle(source, str(source))
     del state["xvector.block2.tdnnd7.linear1.weight"]
     path = tmp_path / "incomplete.pt"
-    path.write_bytes(_pickled(state, "zip"))
+    path.write_bytes(pickled(state, "zip"))
     message = _refused(path)
     assert "lacks 1 tensors" in message and "block2.tdnnd7.linear1.weight" in message
     state["xvector.block2.tdnnd7.linear1.weight"] = torch.zeros(128, 400, 1)
-    path.write_bytes(_pickled(state, "zip"))
+    path.write_bytes(pickled(state, "zip"))
     assert "tensor xvector.block2.tdnnd7.linear1.weight is torch.float32 [128, 400, 1]" in (
         _refused(path)
     )

@@ -3,7 +3,6 @@ references, channel mode on a stereo recording, speakers on words, the CLI, and 
 
 from __future__ import annotations
 
-import pickle
 import re
 import warnings
 
@@ -12,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import manifest, shared_path
 from scipy.optimize import linear_sum_assignment
+from test_safe_pickle import Payload, pickled
 
 import polyasr
 from polyasr.audio import load_audio
@@ -336,18 +336,10 @@ def test_cli_diarize_errors_are_one_line(speaker_models, tmp_path):
 # Model files
 
 
-class Payload:
-    def __init__(self, marker):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return (open, (self.marker, "w"))
-
-
 def test_a_hostile_segmentation_file_is_refused_before_it_runs(tmp_path, speaker_models):
     marker = tmp_path / "ran"
     hostile = tmp_path / "pytorch_model.bin"
-    hostile.write_bytes(pickle.dumps({"state_dict": Payload(marker)}))
+    hostile.write_bytes(pickled({"state_dict": Payload(marker)}, "plain"))
     jfk = shared_path("data", "en", "jfk.16k.flac")
     with pytest.raises(ModelError), warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -69,6 +69,29 @@ def vad_options(command):
     return command
 
 
+def output_options(default_format: str):
+    """`--format` (default `default_format`) and `--output-dir`, passed as `fmt`, `output_dir`."""
+
+    def decorate(command):
+        command = click.option(
+            "-o",
+            "--output-dir",
+            type=click.Path(file_okay=False, path_type=Path),
+            default=None,
+            help="Write FILE_STEM.FORMAT files here instead of printing to stdout.",
+        )(command)
+        return click.option(
+            "-f",
+            "--format",
+            "fmt",
+            type=click.Choice([*WRITERS, "all"]),
+            default=default_format,
+            show_default=True,
+        )(command)
+
+    return decorate
+
+
 def speaker_options(command):
     """The `DiarizeOptions` a user sets, as options of `command` (passed under their names)."""
     from .types import EMBEDDINGS, SPEAKER_MODES
@@ -152,16 +175,7 @@ def cli() -> None:
     show_default=True,
     help="Compute precision; auto = float16 on CUDA, float32 elsewhere.",
 )
-@click.option(
-    "-f", "--format", "fmt", type=click.Choice([*WRITERS, "all"]), default="txt", show_default=True
-)
-@click.option(
-    "-o",
-    "--output-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Write FILE_STEM.FORMAT files here instead of printing to stdout.",
-)
+@output_options("txt")
 @click.option(
     "--beam-size",
     type=click.IntRange(min=1),
@@ -297,21 +311,7 @@ def _print(path: Path, formats: list[str], result, several: bool) -> None:
 
 @cli.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option(
-    "-f",
-    "--format",
-    "fmt",
-    type=click.Choice([*WRITERS, "all"]),
-    default="rttm",
-    show_default=True,
-)
-@click.option(
-    "-o",
-    "--output-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Write FILE_STEM.FORMAT files here instead of printing to stdout.",
-)
+@output_options("rttm")
 @speaker_options
 def diarize(files: tuple[Path, ...], fmt: str, output_dir: Path | None, **settings: Any) -> None:
     """Who spoke when in audio or video FILES: speaker turns, without transcribing."""

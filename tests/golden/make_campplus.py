@@ -70,7 +70,9 @@ FEATURE_CLIPS = [4, 5, 7]
 """Clips whose fbank is stored too (short ones, to keep the fixture small)."""
 
 
-def _stub_torchaudio_extension() -> None:
+def stub_torchaudio_extension() -> None:
+    """Register a stand-in for torchaudio's compiled extension (its 2.8.0 build does not load
+    against torch 2.13.0) so that its pure-Python modules import."""
     for name in [m for m in sys.modules if m.startswith("torchaudio")]:
         del sys.modules[name]
     stub = types.ModuleType("torchaudio._extension")
@@ -92,7 +94,7 @@ def import_reference(speakerlab: Path | None = None):
     try:
         import torchaudio  # noqa: F401
     except (ImportError, OSError):
-        _stub_torchaudio_extension()
+        stub_torchaudio_extension()
         import torchaudio  # noqa: F401
     from speakerlab.models.campplus.DTDNN import CAMPPlus
     from speakerlab.process.processor import FBank

@@ -49,8 +49,6 @@ import hashlib
 import json
 import os
 import platform
-import sys
-import types
 from importlib.metadata import version
 from pathlib import Path
 
@@ -78,15 +76,9 @@ REGEN_COMMAND = ".ref-venv-pyannote/bin/python tests/golden/make_segmentation.py
 
 def import_pyannote():
     """pyannote.audio with torchaudio's compiled extension stubbed out."""
-    stub = types.ModuleType("torchaudio._extension")
-    stub._IS_TORCHAUDIO_EXT_AVAILABLE = False
-    stub._IS_RIR_AVAILABLE = False
-    stub._IS_ALIGN_AVAILABLE = False
-    stub.fail_if_no_align = lambda func: func
-    stub.fail_if_no_rir = lambda func: func
-    stub._load_lib = lambda *args, **kwargs: False
-    stub.lazy_import_sox_ext = lambda: types.SimpleNamespace(is_available=lambda: False)
-    sys.modules["torchaudio._extension"] = stub
+    from make_campplus import stub_torchaudio_extension
+
+    stub_torchaudio_extension()
     import torchaudio  # noqa: F401
     from pyannote.audio import Model
     from pyannote.audio.core.task import Problem, Resolution, Specifications
