@@ -393,3 +393,32 @@ def test_offline_downloads_say_how_to_use_a_local_file(monkeypatch, tmp_path):
     message = str(info.value)
     assert "\n" not in message and "--embedding-model" in message
     assert models.CAMPLUS.variable in message
+
+
+def golden_model(name: str, tmp_path_factory):
+    """A random-weight family fixture of tests/golden (Qwen3-ASR's laid out as its hub files)."""
+    import importlib.util
+    from pathlib import Path
+
+    golden = Path(__file__).parent / "golden"
+    if name != "qwen3-asr-tiny":
+        return polyasr.load(golden / name, device="cpu")
+    spec = importlib.util.spec_from_file_location("make_qwen3asr", golden / "make_qwen3asr.py")
+    make = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make)
+    return polyasr.load(make.materialize(golden / name, tmp_path_factory.mktemp(name)))
+
+
+@pytest.mark.parametrize("name", ["gigaam-v3-ctc", "parakeet-tdt-tiny", "qwen3-asr-tiny"])
+def test_every_family_transcribes_with_speakers(name, speaker_models, tmp_path_factory):
+    """Random-weight fixtures: the text is noise, but every segment and word gets a speaker of
+    the turns found, and segments with words never mix speakers (Qwen3-ASR has no words: a
+    segment takes the speaker who talks most in it)."""
+    model = golden_model(name, tmp_path_factory)
+    samples = load_audio(shared_path("data", "diarization", "pyannote_sample.flac")).mono()
+    result = model.transcribe(samples[: 16000 * 16], diarize=True, vad=False)
+    speakers = {t.speaker for t in result.turns}
+    assert speakers == {"SPEAKER_00", "SPEAKER_01"}
+    assert result.segments and all(s.speaker in speakers for s in result.segments)
+    for segment in result.segments:
+        assert all(w.speaker == segment.speaker for w in segment.words)

@@ -193,3 +193,30 @@ def test_other_models_and_files_are_one_line(tmp_path):
     _one_line(text, "unknown file layout")
     _one_line(tmp_path, "no segmentation model file")
     _one_line(tmp_path / "missing.bin", "no segmentation model file")
+
+
+def test_single_thread_blocks_nest_and_restore_the_thread_count():
+    import threading
+
+    from polyasr.devices import single_thread
+
+    before = torch.get_num_threads()
+    seen = []
+    with single_thread():
+        seen.append(torch.get_num_threads())
+        with single_thread():
+            seen.append(torch.get_num_threads())
+        seen.append(torch.get_num_threads())
+    assert seen == [1, 1, 1] and torch.get_num_threads() == before
+    inside = threading.Barrier(2)
+
+    def worker():
+        with single_thread():
+            inside.wait()
+
+    other = threading.Thread(target=worker)
+    other.start()
+    with single_thread():
+        inside.wait()
+    other.join()
+    assert torch.get_num_threads() == before

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 
 from .errors import OptionError
@@ -39,3 +43,29 @@ def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torc
     if dtype not in table:
         raise OptionError(f"unknown dtype {dtype!r}; use float32, float16 or bfloat16")
     return table[dtype]
+
+
+_threads_lock = threading.Lock()
+_single_depth = 0
+_saved_threads = 1
+
+
+@contextmanager
+def single_thread() -> Iterator[None]:
+    """Run the block on one CPU thread, for recurrent steps made of tiny matrix products: more
+    threads gain nothing there, and when the cores are busy their waiting makes such a loop up
+    to 40x slower. Nested and concurrent uses restore the thread count once, at the end of the
+    last one."""
+    global _single_depth, _saved_threads
+    with _threads_lock:
+        if _single_depth == 0:
+            _saved_threads = torch.get_num_threads()
+            torch.set_num_threads(1)
+        _single_depth += 1
+    try:
+        yield
+    finally:
+        with _threads_lock:
+            _single_depth -= 1
+            if _single_depth == 0:
+                torch.set_num_threads(_saved_threads)

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..devices import single_thread
 from ..errors import ModelError
 from ..types import VadOptions
 
@@ -204,7 +205,7 @@ def speech_probabilities(audio: np.ndarray) -> np.ndarray:
     windows = SileroVAD.windows(samples)
     probs: list[torch.Tensor] = []
     state: LSTMState | None = None
-    with torch.inference_mode():
+    with torch.inference_mode(), single_thread():
         for start in range(0, windows.shape[0], _BLOCK):
             block, state = model(windows[start : start + _BLOCK], state)
             probs.append(block)

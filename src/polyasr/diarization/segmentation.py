@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..devices import resolve_device
+from ..devices import resolve_device, single_thread
 from ..errors import ModelError
 from ..models.linear import Linear
 from ..models.materialize import materialize
@@ -257,7 +257,8 @@ class Segmentation(nn.Module):
 
     def _forward(self, windows: Tensor) -> Tensor:
         x = torch.cat([self.sincnet(part) for part in windows.split(SINC_BLOCK)])
-        x, _ = self.lstm(x.transpose(1, 2))
+        with single_thread():
+            x, _ = self.lstm(x.transpose(1, 2))
         for layer in self.linear:
             x = F.leaky_relu(layer(x))
         return F.log_softmax(self.classifier(x), dim=-1)
