@@ -2,7 +2,7 @@
 // The polyasr web page: pick a file, send it to /v1/audio/*, show and play the transcript.
 
 const $ = (id) => document.getElementById(id);
-const COLORS = ["#dbeafe", "#fde68a", "#bbf7d0", "#fbcfe8", "#ddd6fe", "#fed7aa"];
+const COLORS = ["#fde68a", "#bbf7d0", "#dbeafe", "#fbcfe8", "#ddd6fe", "#fed7aa"];
 let picked = null;
 let result = null;
 
