@@ -244,7 +244,7 @@ def test_missing_file_unknown_field_and_malformed_body_are_400(server):
 
 def test_oversize_upload_is_a_413_and_the_server_stays_up(client, server):
     with pytest.raises(openai.APIStatusError) as caught:
-        transcribe(client, os.urandom(LIMIT + 1))
+        transcribe(client, os.urandom(16 * LIMIT))
     assert caught.value.status_code == 413
     assert caught.value.body["code"] == "file_too_large"
     assert health(server[0])["status"] == "ok"

@@ -201,7 +201,12 @@ def create_app(models: dict[str, Any], config: ServerConfig | None = None) -> Fa
         return {
             "status": "ok",
             "models": {
-                name: {"family": w.model.family, "queued": w.queued, "busy": w.busy}
+                name: {
+                    "family": w.model.family,
+                    "queued": w.queued,
+                    "busy": w.busy,
+                    "batches": w.batches,
+                }
                 for name, w in workers.items()
             },
         }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -33,23 +34,20 @@ def _size(n: int) -> str:
     return f"{n} bytes"
 
 
-async def send_error(send: Any, error: ApiError) -> None:
-    """Send `error` as a complete JSON response, closing the connection."""
-    body = json.dumps(error.body()).encode()
-    headers = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(body)).encode()),
-        (b"connection", b"close"),
-        *((k.lower().encode(), v.encode()) for k, v in error.headers.items()),
-    ]
-    await send({"type": "http.response.start", "status": error.status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+DRAIN_SECONDS = 30.0
+DRAIN_BYTES = 64 << 20
+
+
+class _Overflow(Exception):
+    """Raised from `receive` when the body passes the limit; caught by `UploadLimit`."""
 
 
 class UploadLimit:
-    """Refuses request bodies over `max_bytes`: at once when Content-Length says so (the body
-    is never read; a client that sent `Expect: 100-continue` never sends it), else as soon as
-    the bytes received pass the limit (the app sees `UploadTooLarge` from `receive`)."""
+    """Refuses request bodies over `max_bytes` with 413: at once when Content-Length says so,
+    else as soon as the bytes received pass the limit. The answer goes out before the rest of
+    the body is read; the rest is then read and dropped (up to `DRAIN_BYTES` or `max_bytes`
+    more, for at most `DRAIN_SECONDS`) so that a client still sending gets the answer instead
+    of a reset. A client that sent `Expect: 100-continue` never sends the body at all."""
 
     def __init__(self, app: Any, max_bytes: int) -> None:
         self.app = app
@@ -59,11 +57,13 @@ class UploadLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await send_error(send, UploadTooLarge(self.max_bytes))
+        headers = dict(scope["headers"])
+        declared = headers.get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            await self._refuse(send, receive, skip=b"100-continue" in headers.get(b"expect", b""))
             return
         received = 0
+        started = False
 
         async def counted() -> dict[str, Any]:
             nonlocal received
@@ -71,10 +71,45 @@ class UploadLimit:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    raise UploadTooLarge(self.max_bytes)
+                    raise _Overflow
             return message
 
-        await self.app(scope, counted, send)
+        async def tracked(message: dict[str, Any]) -> None:
+            nonlocal started
+            started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counted, tracked)
+        except _Overflow:
+            if not started:
+                await self._refuse(send, receive)
+
+    async def _refuse(self, send: Any, receive: Any, skip: bool = False) -> None:
+        """Send the 413, drop the rest of the body, then end the response."""
+        error = UploadTooLarge(self.max_bytes)
+        body = json.dumps(error.body()).encode()
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"connection", b"close"),
+        ]
+        await send({"type": "http.response.start", "status": error.status, "headers": headers})
+        await send({"type": "http.response.body", "body": body, "more_body": True})
+        if not skip:
+            try:
+                await asyncio.wait_for(self._drain(receive), DRAIN_SECONDS)
+            except asyncio.TimeoutError:
+                pass
+        await send({"type": "http.response.body", "body": b""})
+
+    async def _drain(self, receive: Any) -> None:
+        dropped = 0
+        while dropped <= max(self.max_bytes, DRAIN_BYTES):
+            message = await receive()
+            if message["type"] != "http.request" or not message.get("more_body"):
+                return
+            dropped += len(message.get("body", b""))
 
 
 class RequestLog:
