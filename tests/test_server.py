@@ -405,3 +405,14 @@ def test_serve_command_starts_a_server_with_an_api_key_from_the_environment(tmp_
         process.wait(timeout=30)
         log.close()
     assert '"GET /v1/models" 200' in (tmp_path / "server.log").read_text()
+
+
+def test_served_models_are_named_by_id_path_or_name(tmp_path):
+    from polyasr.server.launch import model_id, serve
+
+    model = shared_path("golden", "whisper-tiny-80")
+    assert model_id(f"tiny={model}") == ("tiny", f"tiny={model}".partition("=")[2])
+    assert model_id(str(model)) == ("whisper-tiny-80", str(model))
+    assert model_id("openai/whisper-base") == ("openai/whisper-base", "openai/whisper-base")
+    with pytest.raises(polyasr.OptionError, match="two models are named 'whisper-tiny-80'"):
+        serve([str(model), f"whisper-tiny-80={model}"], ServerConfig(), "127.0.0.1", 0)

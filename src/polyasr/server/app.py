@@ -36,7 +36,8 @@ class UploadedAudio:
 
     def __init__(self, request: TranscriptionRequest) -> None:
         self.file = request.upload.file
-        self.name = f"the uploaded file {request.upload.filename or ''!r}".replace(" ''", "")
+        filename = request.upload.filename
+        self.name = f"the uploaded file {filename!r}" if filename else "the uploaded file"
 
     def read(self, size: int = -1) -> bytes:
         return self.file.read(size)

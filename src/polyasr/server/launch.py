@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from ..errors import OptionError
 from .app import create_app
 from .config import ServerConfig
 
@@ -39,6 +40,8 @@ def serve(
     models: dict[str, Any] = {}
     for spec in specs:
         name, target = model_id(spec)
+        if name in models:
+            raise OptionError(f"two models are named {name!r}; name them with --model ID=PATH")
         models[name] = load(target, device=device, dtype=dtype)
         logging.getLogger("polyasr.server").info("loaded %s as %r", target, name)
     app = create_app(models, config)
