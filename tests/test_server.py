@@ -137,6 +137,7 @@ def test_streaming_sends_deltas_segments_and_done(client, expected):
     ]
 
 
+@pytest.mark.filterwarnings("ignore:deprecated:DeprecationWarning")
 def test_translation_route_translates(client, tiny):
     expected = tiny.transcribe(data(SHORT), FAST, task="translate")
     result = client.audio.translations.create(
