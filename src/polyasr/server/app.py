@@ -6,7 +6,7 @@ import asyncio
 import hmac
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -76,95 +76,18 @@ def create_app(models: dict[str, Any], config: ServerConfig | None = None) -> Fa
     app = FastAPI(title="polyasr", docs_url=None, redoc_url=None, lifespan=lifespan)
     app.state.workers = workers
 
-    def authorized(request: Request) -> None:
-        if config.api_key is None:
-            return
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not token:
-            raise ApiError(
-                401,
-                "missing API key: send it as 'Authorization: Bearer KEY'",
-                code="invalid_api_key",
-            )
-        if not hmac.compare_digest(token.strip().encode(), config.api_key.encode()):
-            raise ApiError(401, "incorrect API key provided", code="invalid_api_key")
-
-    guarded = [Depends(authorized)]
-
-    @app.exception_handler(ApiError)
-    async def api_error(request: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
-
-    @app.exception_handler(HTTPException)
-    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
-        error = ApiError(exc.status_code, str(exc.detail), code=f"http_{exc.status_code}")
-        return JSONResponse(error.body(), status_code=exc.status_code, headers=exc.headers)
-
-    @app.exception_handler(RequestValidationError)
-    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        first = exc.errors()[0] if exc.errors() else {}
-        param = ".".join(str(p) for p in first.get("loc", ())[1:]) or None
-        error = ApiError(400, str(first.get("msg", "invalid request")), param=param)
-        return JSONResponse(error.body(), status_code=400)
-
-    @app.exception_handler(Exception)
-    async def server_error(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unexpected error on %s %s", request.method, request.url.path)
-        error = ApiError(500, "internal server error (see the server log)", kind="server_error")
-        return JSONResponse(error.body(), status_code=500)
-
-    async def audio_route(request: Request, task: str) -> Response:
-        try:
-            form = await request.form(max_files=1, max_fields=MAX_FIELDS)
-        except ClientDisconnect:
-            log.info("client disconnected during the upload")
-            return Response(status_code=499)
-        except HTTPException as exc:
-            raise ApiError(400, f"malformed multipart body: {exc.detail}") from None
-        try:
-            return await _transcribe(
-                parse_request(form, task, config.options, config.speakers), task
-            )
-        finally:
-            await form.close()
-
-    async def _transcribe(request: TranscriptionRequest, task: str) -> Response:
-        worker = workers.get(request.model)
-        if worker is None:
-            raise ApiError(
-                404,
-                f"model {request.model!r} is not served here; available: {', '.join(workers)}",
-                param="model",
-                code="model_not_found",
-            )
-        try:
-            options = worker.model.resolve_options(request.options, {})
-        except PolyasrError as exc:
-            raise from_polyasr(exc) from None
-        if request.upload.size == 0:
-            raise ApiError(400, "the uploaded file is empty", param="file", code="invalid_audio")
-        future = worker.submit(UploadedAudio(request), options)
-        try:
-            transcript = await asyncio.wrap_future(future)
-        except PolyasrError as exc:
-            raise from_polyasr(exc) from None
-        except asyncio.CancelledError:
-            future.cancel()
-            raise
-        if request.stream:
-            return StreamingResponse(events(transcript), media_type="text/event-stream")
-        body = render(transcript, request.response_format, task, request.words)
-        return Response(body, media_type=MEDIA_TYPES[request.response_format])
+    guarded = [Depends(api_key_check(config.api_key))]
+    install_error_handlers(app)
 
     @app.post("/v1/audio/transcriptions", dependencies=guarded)
     async def transcriptions(request: Request) -> Response:
         """Speech to text in the spoken language (OpenAI's multipart fields)."""
-        return await audio_route(request, "transcribe")
+        return await audio_route(request, "transcribe", workers, config)
 
     @app.post("/v1/audio/translations", dependencies=guarded)
     async def translations(request: Request) -> Response:
         """Speech to English text (Whisper models)."""
-        return await audio_route(request, "translate")
+        return await audio_route(request, "translate", workers, config)
 
     def model_card(name: str) -> dict[str, Any]:
         return {
@@ -220,3 +143,97 @@ def create_app(models: dict[str, Any], config: ServerConfig | None = None) -> Fa
     app.add_middleware(UploadLimit, max_bytes=config.max_upload_bytes)
     app.add_middleware(RequestLog)
     return app
+
+
+def api_key_check(api_key: str | None) -> Callable[[Request], None]:
+    """A dependency that refuses requests without `Authorization: Bearer <api_key>`."""
+
+    def authorized(request: Request) -> None:
+        if api_key is None:
+            return
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise ApiError(
+                401,
+                "missing API key: send it as 'Authorization: Bearer KEY'",
+                code="invalid_api_key",
+            )
+        if not hmac.compare_digest(token.strip().encode(), api_key.encode()):
+            raise ApiError(401, "incorrect API key provided", code="invalid_api_key")
+
+    return authorized
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Every error, ours or the framework's, answered in OpenAI's shape."""
+
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        error = ApiError(exc.status_code, str(exc.detail), code=f"http_{exc.status_code}")
+        return JSONResponse(error.body(), status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        param = ".".join(str(p) for p in first.get("loc", ())[1:]) or None
+        error = ApiError(400, str(first.get("msg", "invalid request")), param=param)
+        return JSONResponse(error.body(), status_code=400)
+
+    @app.exception_handler(Exception)
+    async def server_error(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        error = ApiError(500, "internal server error (see the server log)", kind="server_error")
+        return JSONResponse(error.body(), status_code=500)
+
+
+async def audio_route(
+    request: Request, task: str, workers: dict[str, ModelWorker], config: ServerConfig
+) -> Response:
+    """Read the multipart form, queue the recording on its model's worker, answer."""
+    try:
+        form = await request.form(max_files=1, max_fields=MAX_FIELDS)
+    except ClientDisconnect:
+        log.info("client disconnected during the upload")
+        return Response(status_code=499)
+    except HTTPException as exc:
+        raise ApiError(400, f"malformed multipart body: {exc.detail}") from None
+    try:
+        wanted = parse_request(form, task, config.options, config.speakers)
+        return await _transcribe(wanted, task, workers)
+    finally:
+        await form.close()
+
+
+async def _transcribe(
+    request: TranscriptionRequest, task: str, workers: dict[str, ModelWorker]
+) -> Response:
+    worker = workers.get(request.model)
+    if worker is None:
+        raise ApiError(
+            404,
+            f"model {request.model!r} is not served here; available: {', '.join(workers)}",
+            param="model",
+            code="model_not_found",
+        )
+    try:
+        options = worker.model.resolve_options(request.options, {})
+    except PolyasrError as exc:
+        raise from_polyasr(exc) from None
+    if request.upload.size == 0:
+        raise ApiError(400, "the uploaded file is empty", param="file", code="invalid_audio")
+    future = worker.submit(UploadedAudio(request), options)
+    try:
+        transcript = await asyncio.wrap_future(future)
+    except PolyasrError as exc:
+        raise from_polyasr(exc) from None
+    except asyncio.CancelledError:
+        future.cancel()
+        raise
+    if request.stream:
+        return StreamingResponse(events(transcript), media_type="text/event-stream")
+    body = render(transcript, request.response_format, task, request.words)
+    return Response(body, media_type=MEDIA_TYPES[request.response_format])
