@@ -113,3 +113,17 @@ def test_page_transcribes_plays_and_downloads(browser_context, whisper_base, tmp
         page.click("#go")
         page.wait_for_selector("#error:not([hidden])")
         assert "cannot decode the uploaded file 'notes.txt'" in page.inner_text("#error")
+
+
+def test_page_asks_for_the_api_key_and_uses_it(browser_context):
+    tiny = polyasr.load(shared_path("golden", "whisper-tiny-80"), device="cpu", dtype="float32")
+    with running_server({"tiny": tiny}, ServerConfig(api_key="k2")) as (url, _):
+        page = browser_context.new_page()
+        page.goto(url)
+        page.wait_for_selector("#error:not([hidden])")
+        assert "cannot list models: missing API key" in page.inner_text("#error")
+        assert page.locator("#model option").count() == 0
+        page.fill("#api-key", "k2")
+        page.dispatch_event("#api-key", "change")
+        page.wait_for_selector("#model option[value='tiny']", state="attached")
+        assert page.is_hidden("#error")
