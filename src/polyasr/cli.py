@@ -340,6 +340,106 @@ def diarize(files: tuple[Path, ...], fmt: str, output_dir: Path | None, **settin
         raise SystemExit(1)
 
 
+@cli.command()
+@click.option(
+    "-m",
+    "--model",
+    "models",
+    multiple=True,
+    required=True,
+    help="Model to serve (repeat for several): short name, hub id, local path, or ID=PATH to "
+    "name it; clients pick it by id (a path's folder name).",
+)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
+@click.option(
+    "--api-key",
+    envvar="POLYASR_API_KEY",
+    default=None,
+    help="Require 'Authorization: Bearer KEY' on every route but /health "
+    "(default: $POLYASR_API_KEY, else open).",
+)
+@click.option(
+    "--max-upload-mb",
+    type=click.IntRange(min=1),
+    default=1024,
+    show_default=True,
+    help="Larger uploads get 413 before their body is read.",
+)
+@click.option(
+    "--max-queue",
+    type=click.IntRange(min=1),
+    default=256,
+    show_default=True,
+    help="Requests waiting per model; more get 503.",
+)
+@click.option(
+    "--max-batch",
+    type=click.IntRange(min=1),
+    default=16,
+    show_default=True,
+    help="Requests transcribed together in one batch.",
+)
+@click.option(
+    "--batch-wait-ms",
+    type=click.FloatRange(min=0),
+    default=10.0,
+    show_default=True,
+    help="How long a request waits for others to batch with.",
+)
+@click.option(
+    "--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto", show_default=True
+)
+@click.option(
+    "--dtype",
+    type=click.Choice(["auto", "float32", "float16", "bfloat16"]),
+    default="auto",
+    show_default=True,
+)
+@click.option("--beam-size", type=click.IntRange(min=1), default=5, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
+@speaker_options
+def serve(
+    models: tuple[str, ...],
+    host: str,
+    port: int,
+    api_key: str | None,
+    max_upload_mb: int,
+    max_queue: int,
+    max_batch: int,
+    batch_wait_ms: float,
+    device: str,
+    dtype: str,
+    beam_size: int,
+    batch_size: int,
+    **settings: Any,
+) -> None:
+    """Serve MODELs over HTTP: OpenAI's /v1/audio/transcriptions and /v1/audio/translations,
+    /v1/models, /health, and a web page at /."""
+    try:
+        import fastapi  # noqa: F401
+        import python_multipart  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError:
+        raise click.ClickException(
+            "the server needs its extra: pip install 'polyasr[server]'"
+        ) from None
+    import polyasr
+    from polyasr.server.config import ServerConfig
+    from polyasr.server.launch import serve as run_server
+
+    config = ServerConfig(
+        api_key=api_key or None,
+        max_upload_bytes=max_upload_mb << 20,
+        max_queue=max_queue,
+        max_batch=max_batch,
+        batch_wait_s=batch_wait_ms / 1000,
+        options=polyasr.TranscribeOptions(beam_size=beam_size, batch_size=batch_size),
+        speakers=polyasr.DiarizeOptions(**settings),
+    )
+    run_server(list(models), config, host, port, device, None if dtype == "auto" else dtype)
+
+
 @cli.command("models")
 def list_models() -> None:
     """List known model names, whether their hub layout is verified, and the models already
