@@ -1,0 +1,122 @@
+"""The Ray engine: Ray Data streams paths to a pool of actors, one model each; the actors read
+the audio themselves and send back transcripts as JSON, which the driver writes as they come.
+
+Memory stays flat however many files there are: the driver holds only paths and the rows in
+flight, each actor only its current batch of files.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from .. import errors
+from ..errors import PolyasrError
+from ..types import TranscribeOptions, Transcript
+from .local import ModelSpec
+
+INSTALL_HINT = "the ray engine needs Ray: pip install 'polyasr[ray]'"
+
+
+def _import_ray() -> Any:
+    try:
+        import ray
+        import ray.data
+    except ImportError:
+        raise PolyasrError(INSTALL_HINT) from None
+    return ray
+
+
+class TranscribeActor:
+    """A Ray Data callable class: loads the model once, then transcribes batches of paths."""
+
+    def __init__(self, spec: ModelSpec, options: TranscribeOptions, threads: int) -> None:
+        import torch
+
+        torch.set_num_threads(threads)
+        self.model = spec.load()
+        self.options = options
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, list[Any]]:
+        """{"index", "path"} columns in; {"index", "transcript" (JSON or ""), "error_type",
+        "error"} out, one row per path."""
+        paths = [str(p) for p in batch["path"]]
+        results = self.model.transcribe_batch(paths, self.options)
+        out: dict[str, list[Any]] = {"index": [], "transcript": [], "error_type": [], "error": []}
+        for index, result in zip(batch["index"], results):
+            failed = isinstance(result, PolyasrError)
+            out["index"].append(int(index))
+            out["transcript"].append("" if failed else json.dumps(result.to_dict()))
+            out["error_type"].append(type(result).__name__ if failed else "")
+            out["error"].append(str(result) if failed else "")
+        return out
+
+
+def transcribe_on_ray(
+    paths: Sequence[Path],
+    spec: ModelSpec,
+    options: TranscribeOptions,
+    *,
+    address: str | None = None,
+    workers: int | None = None,
+    files_per_batch: int = 4,
+) -> Iterator[tuple[int, Transcript | PolyasrError]]:
+    """(index into `paths`, transcript or error) as the actors finish them, in any order.
+
+    Connects to the cluster at `address` (or the one already initialized in this process, or
+    starts a local one). `workers` actors (default: one per GPU, else one per two CPUs) share
+    the GPUs evenly or take the CPUs."""
+    ray = _import_ray()
+    started = not ray.is_initialized()
+    if started:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+    try:
+        yield from _run(ray, paths, spec, options, workers, files_per_batch)
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _run(
+    ray: Any,
+    paths: Sequence[Path],
+    spec: ModelSpec,
+    options: TranscribeOptions,
+    workers: int | None,
+    files_per_batch: int,
+) -> Iterator[tuple[int, Transcript | PolyasrError]]:
+    if not paths:
+        return
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False
+    resources = ray.cluster_resources()
+    gpus = int(resources.get("GPU", 0))
+    cpus = int(resources.get("CPU", 1))
+    workers = workers or max(1, gpus or cpus // 2)
+    workers = min(workers, len(paths))
+    per_worker = {"num_gpus": gpus / workers} if gpus else {"num_cpus": max(1, cpus // workers)}
+    threads = max(1, cpus // workers)
+    rows = [{"index": i, "path": str(p)} for i, p in enumerate(paths)]
+    blocks = max(1, min(len(rows), len(rows) // files_per_batch))
+    dataset = ray.data.from_items(rows, override_num_blocks=blocks).map_batches(
+        TranscribeActor,
+        fn_constructor_kwargs={"spec": spec, "options": options, "threads": threads},
+        batch_size=files_per_batch,
+        batch_format="numpy",
+        concurrency=workers,
+        **per_worker,
+    )
+    for row in dataset.iter_rows():
+        yield int(row["index"]), _result(row)
+
+
+def _result(row: dict[str, Any]) -> Transcript | PolyasrError:
+    """The transcript, or the error (of its original class) that an actor sent back."""
+    if row["error_type"]:
+        kind = getattr(errors, str(row["error_type"]), PolyasrError)
+        if not (isinstance(kind, type) and issubclass(kind, PolyasrError)):
+            kind = PolyasrError
+        return kind(str(row["error"]))
+    return Transcript.from_dict(json.loads(row["transcript"]))
