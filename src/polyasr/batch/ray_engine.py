@@ -8,6 +8,7 @@ flight, each actor only its current batch of files.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -67,11 +68,30 @@ def transcribe_on_ray(
 
     Connects to the cluster at `address` (or the one already initialized in this process, or
     starts a local one). `workers` actors (default: one per GPU, else one per two CPUs) share
-    the GPUs evenly or take the CPUs."""
+    the GPUs evenly or take the CPUs. Raises at once when Ray is not installed."""
     ray = _import_ray()
+    return _session(ray, paths, spec, options, address, workers, files_per_batch)
+
+
+def _session(
+    ray: Any,
+    paths: Sequence[Path],
+    spec: ModelSpec,
+    options: TranscribeOptions,
+    address: str | None,
+    workers: int | None,
+    files_per_batch: int,
+) -> Iterator[tuple[int, Transcript | PolyasrError]]:
+    """The results of `_run` in a Ray session: this process's, or one started (and shut
+    down) here."""
     started = not ray.is_initialized()
     if started:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+        ray.init(
+            address=address,
+            include_dashboard=False,
+            log_to_driver=False,
+            logging_level=logging.WARNING,
+        )
     try:
         yield from _run(ray, paths, spec, options, workers, files_per_batch)
     finally:
@@ -91,6 +111,7 @@ def _run(
         return
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False
+    logging.getLogger("ray.data").setLevel(logging.ERROR)
     resources = ray.cluster_resources()
     gpus = int(resources.get("GPU", 0))
     cpus = int(resources.get("CPU", 1))
@@ -99,13 +120,13 @@ def _run(
     per_worker = {"num_gpus": gpus / workers} if gpus else {"num_cpus": max(1, cpus // workers)}
     threads = max(1, cpus // workers)
     rows = [{"index": i, "path": str(p)} for i, p in enumerate(paths)]
-    blocks = max(1, min(len(rows), len(rows) // files_per_batch))
+    blocks = min(len(rows), max(workers, -(-len(rows) // files_per_batch)))
     dataset = ray.data.from_items(rows, override_num_blocks=blocks).map_batches(
         TranscribeActor,
         fn_constructor_kwargs={"spec": spec, "options": options, "threads": threads},
         batch_size=files_per_batch,
         batch_format="numpy",
-        concurrency=workers,
+        compute=ray.data.ActorPoolStrategy(size=workers),
         **per_worker,
     )
     for row in dataset.iter_rows():
