@@ -370,13 +370,20 @@ def batch(
     version of the file. A failing input is listed in the summary and never stops the others
     (exit code 1 if any failed).
     """
+    import itertools
+
     if engine != "ray" and (address is not None or workers is not None):
         raise click.UsageError("--address and --workers need --engine ray")
     formats = formats_for(fmt, speakers=settings["diarize"])
     options = _transcribe_options(settings)
     spec = ModelSpec(model, device, None if dtype == "auto" else dtype)
     with _progress_bar(not quiet) as bar:
-        job = bar.add_task("batch", total=None)
+        job = bar.add_task("0 files", total=None)
+        finished = itertools.count(1)
+
+        def count(source: str, result: Any) -> None:
+            bar.update(job, description=f"{next(finished)} files")
+
         summary = run_batch(
             inputs,
             output_dir,
@@ -387,6 +394,7 @@ def batch(
             address=address,
             workers=workers,
             progress=partial(_advance, bar, job),
+            on_result=count,
         )
     for line in summary.lines():
         click.echo(line, err=line.startswith("failed:"))

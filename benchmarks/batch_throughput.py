@@ -1,0 +1,114 @@
+"""Throughput of `polyasr batch`: the local engine against the Ray engine, same inputs, same model.
+
+The real English recordings of `$POLYASR_SHARED/data/en` are copied `--repeat` times into a
+temporary folder (a few minutes of audio); each engine then runs the whole `polyasr batch`
+command in its own subprocess, start-up and model loading included, with whisper-base
+(`$POLYASR_SHARED/models/whisper-base`), greedy, English. Prints one table: audio seconds, wall
+seconds, throughput (audio hours per hour = audio seconds / wall seconds) and whether every
+transcript (text and segment times) is identical to the local engine's.
+
+    python benchmarks/batch_throughput.py [--repeat 3] [--workers 1 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("POLYASR_SHARED", REPO.parent / "shared"))
+OPTIONS = ["--language", "en", "--beam-size", "1", "--format", "json", "--quiet"]
+
+
+def english_recordings() -> list[Path]:
+    """The short English recordings of the manifest (originals, not the 16 kHz copies or the
+    derived long file)."""
+    lines = (SHARED / "data" / "manifest.jsonl").read_text(encoding="utf-8").splitlines()
+    entries = [json.loads(line) for line in lines if line.strip()]
+    return [
+        SHARED / "data" / e["path"]
+        for e in entries
+        if e["language"] == "en" and e["task"] == "asr" and e["source_repo"] != "derived"
+    ]
+
+
+def make_inputs(folder: Path, repeat: int) -> list[Path]:
+    copies = []
+    for r in range(repeat):
+        for source in english_recordings():
+            target = folder / f"{source.stem}-{r}{source.suffix}"
+            shutil.copy(source, target)
+            copies.append(target)
+    return copies
+
+
+def run(engine: str, workers: int | None, inputs: Path, out: Path, model: Path) -> float:
+    """Wall seconds of one `polyasr batch` command (fails loudly if the command fails)."""
+    command = [sys.executable, "-m", "polyasr.cli", "batch", str(inputs), "-o", str(out)]
+    command += ["-m", str(model), "--engine", engine, *OPTIONS]
+    if workers is not None:
+        command += ["--workers", str(workers)]
+    started = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True)
+    wall = time.perf_counter() - started
+    if done.returncode != 0:
+        sys.exit(f"{engine} failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
+    return wall
+
+
+def transcripts(out: Path) -> dict[str, tuple]:
+    """Per output file: the text and the (start, end, text) of every segment."""
+    found = {}
+    for path in sorted(out.glob("*.json")):
+        if path.name == "summary.json":
+            continue
+        data = json.loads(path.read_text())
+        segments = tuple((s["start"], s["end"], s["text"]) for s in data["segments"])
+        found[path.name] = (data["text"], segments)
+    return found
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3, help="Copies of each recording.")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="Ray actors.")
+    parser.add_argument("--model", type=Path, default=SHARED / "models" / "whisper-base")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "inputs"
+        folder.mkdir()
+        inputs = make_inputs(folder, args.repeat)
+        runs = [("local", None)] + [("ray", w) for w in args.workers]
+        rows = []
+        reference = None
+        for engine, workers in runs:
+            out = Path(tmp) / f"{engine}-{workers}"
+            wall = run(engine, workers, folder, out, args.model)
+            summary = json.loads((out / "summary.json").read_text())
+            assert len(summary["done"]) == len(inputs), summary["failed"]
+            found = transcripts(out)
+            reference = reference or found
+            audio = summary["audio_seconds"]
+            rows.append((engine, workers, len(inputs), audio, wall, found == reference))
+    cpus = os.cpu_count()
+    print(f"polyasr batch, {args.model.name}, greedy, English; {cpus} CPUs, wall time of the")
+    print("whole command (start-up and model loading included)\n")
+    print("| engine | actors | files | audio s | wall s | audio h / h | same transcripts |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for engine, workers, files, audio, wall, same in rows:
+        actors = "-" if workers is None else str(workers)
+        print(
+            f"| {engine} | {actors} | {files} | {audio:.1f} | {wall:.1f} | {audio / wall:.1f} "
+            f"| {'yes' if same else 'no'} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
