@@ -250,3 +250,19 @@ def test_address_needs_the_ray_engine(clips, tmp_path, capsys):
     code = batch(str(clips[0]), "-o", str(tmp_path / "out"), "--address", "auto")
     assert code == 2
     assert "--address and --workers need --engine ray" in capsys.readouterr().err
+
+
+def test_ray_engine_stops_with_one_line_on_options_the_model_cannot_honour(local_ray, clips):
+    spec = ModelSpec(str(GIGAAM), device="cpu")
+    options = polyasr.TranscribeOptions(task="translate")
+    out = clips[0].parent / "out"
+    with pytest.raises(polyasr.PolyasrError, match="^gigaam-v3-ctc cannot translate$"):
+        run_batch(clips, out, spec, options, ["txt"], engine="ray")
+    assert not list(out.glob("*.txt"))
+
+
+def test_unknown_model_fails_before_any_work(clips, tmp_path, capsys):
+    args = [str(clips[0]), "-o", str(tmp_path / "out"), "-m", str(tmp_path / "no-model")]
+    for engine in ("local", "ray"):
+        assert main(["batch", *args, "--engine", engine, "-q"]) == 1
+        assert capsys.readouterr().err.startswith(f"error: unknown model '{tmp_path}/no-model'")

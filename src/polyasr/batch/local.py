@@ -24,6 +24,14 @@ class ModelSpec:
 
         return load(self.name, device=self.device, dtype=self.dtype)
 
+    def check(self) -> None:
+        """Raise the `ModelError` that loading would for a name or folder that is not a model,
+        without reading the weights (a hub model is downloaded into the cache)."""
+        from ..registry import detect_family, resolve_directory
+
+        directory, _ = resolve_directory(self.name)
+        detect_family(directory)
+
 
 def transcribe_local(
     paths: Sequence[Path],

@@ -42,16 +42,27 @@ class TranscribeActor:
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list[Any]]:
         """{"index", "path"} columns in; {"index", "transcript" (JSON or ""), "error_type",
-        "error"} out, one row per path."""
+        "error", "fatal" (an error that stops the job)} out, one row per path."""
         paths = [str(p) for p in batch["path"]]
-        results = self.model.transcribe_batch(paths, self.options)
-        out: dict[str, list[Any]] = {"index": [], "transcript": [], "error_type": [], "error": []}
+        try:
+            results = self.model.transcribe_batch(paths, self.options)
+            fatal = False
+        except PolyasrError as exc:  # options this model cannot honour: the job stops
+            results, fatal = [exc] * len(paths), True
+        out: dict[str, list[Any]] = {
+            "index": [],
+            "transcript": [],
+            "error_type": [],
+            "error": [],
+            "fatal": [],
+        }
         for index, result in zip(batch["index"], results):
             failed = isinstance(result, PolyasrError)
             out["index"].append(int(index))
             out["transcript"].append("" if failed else json.dumps(result.to_dict()))
             out["error_type"].append(type(result).__name__ if failed else "")
             out["error"].append(str(result) if failed else "")
+            out["fatal"].append(fatal)
         return out
 
 
@@ -86,17 +97,35 @@ def _session(
     down) here."""
     started = not ray.is_initialized()
     if started:
-        ray.init(
-            address=address,
-            include_dashboard=False,
-            log_to_driver=False,
-            logging_level=logging.WARNING,
-        )
+        try:
+            ray.init(
+                address=address,
+                include_dashboard=False,
+                log_to_driver=False,
+                logging_level=logging.WARNING,
+            )
+        except (ConnectionError, RuntimeError, ValueError, TimeoutError) as exc:
+            where = f"the Ray cluster at {address}" if address else "a local Ray cluster"
+            raise PolyasrError(f"cannot start or reach {where}: {_first_line(exc)}") from None
     try:
         yield from _run(ray, paths, spec, options, workers, files_per_batch)
+    except PolyasrError:
+        raise
+    except Exception as exc:
+        raise _job_error(exc) from None
     finally:
         if started:
             ray.shutdown()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _job_error(exc: BaseException) -> PolyasrError:
+    """One line about a failure of the Ray job itself (an actor that could not start...)."""
+    return PolyasrError(f"the Ray job failed: {type(exc).__name__}: {_first_line(exc)}")
 
 
 def _run(
@@ -111,7 +140,7 @@ def _run(
         return
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False
-    logging.getLogger("ray.data").setLevel(logging.ERROR)
+    logging.getLogger("ray.data").setLevel(logging.CRITICAL)
     resources = ray.cluster_resources()
     gpus = int(resources.get("GPU", 0))
     cpus = int(resources.get("CPU", 1))
@@ -130,7 +159,10 @@ def _run(
         **per_worker,
     )
     for row in dataset.iter_rows():
-        yield int(row["index"]), _result(row)
+        result = _result(row)
+        if row["fatal"]:
+            raise result
+        yield int(row["index"]), result
 
 
 def _result(row: dict[str, Any]) -> Transcript | PolyasrError:

@@ -133,6 +133,8 @@ def _engine(
     if engine == "ray":
         from .ray_engine import transcribe_on_ray
 
+        spec.check()  # a bad model name fails here, not in every actor
+
         return lambda paths: transcribe_on_ray(
             paths, spec, options, address=address, workers=workers
         )
