@@ -266,3 +266,14 @@ def test_unknown_model_fails_before_any_work(clips, tmp_path, capsys):
     for engine in ("local", "ray"):
         assert main(["batch", *args, "--engine", engine, "-q"]) == 1
         assert capsys.readouterr().err.startswith(f"error: unknown model '{tmp_path}/no-model'")
+
+
+def test_unreachable_ray_address_is_one_line(clips, tmp_path, capsys):
+    pytest.importorskip("ray", reason="Ray is not installed (pip install 'polyasr[ray]')")
+    code = batch(
+        str(clips[0]), "-o", str(tmp_path / "out"), "--engine", "ray", "--address", "127.0.0.1:9"
+    )
+    assert code == 1
+    assert capsys.readouterr().err.startswith(
+        "error: cannot reach the Ray cluster at 127.0.0.1:9: "
+    )

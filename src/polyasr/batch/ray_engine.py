@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -81,7 +82,23 @@ def transcribe_on_ray(
     starts a local one). `workers` actors (default: one per GPU, else one per two CPUs) share
     the GPUs evenly or take the CPUs. Raises at once when Ray is not installed."""
     ray = _import_ray()
+    if address is not None:
+        _check_reachable(address)
     return _session(ray, paths, spec, options, address, workers, files_per_batch)
+
+
+def _check_reachable(address: str) -> None:
+    """Fail in seconds, with one line, when a `host:port` address does not answer (Ray itself
+    keeps retrying for minutes)."""
+    host, colon, port = address.removeprefix("ray://").rpartition(":")
+    if not colon or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as exc:
+        raise PolyasrError(
+            f"cannot reach the Ray cluster at {address}: {exc.strerror or exc}"
+        ) from None
 
 
 def _session(
