@@ -216,26 +216,41 @@ def local_ray():
     ray.shutdown()
 
 
+def engine_outputs(inputs: list[Path], out: Path, spec: ModelSpec, options, engine: str) -> dict:
+    """Every output file `run_batch` writes with `engine`, by name (JSON without timings)."""
+    report = run_batch(inputs, out, spec, options, list(TEXT_FORMATS), engine=engine)
+    assert sorted(report.done) == sorted(str(p) for p in inputs if p.exists())
+    assert [f["input"] for f in report.failed] == [str(p) for p in inputs if not p.exists()]
+    return {
+        p.name: comparable(json.loads(p.read_text())) if p.suffix == ".json" else p.read_text()
+        for p in out.iterdir()
+        if p.is_file() and p.name != "summary.json"
+    }
+
+
 def test_ray_engine_writes_what_the_local_engine_writes(local_ray, clips, tmp_path):
     options = polyasr.TranscribeOptions(word_timestamps=True)
     spec = ModelSpec(str(GIGAAM), device="cpu")
     inputs = [*clips, tmp_path / "missing.wav"]
-    outputs = {}
-    for engine in ("local", "ray"):
-        out = tmp_path / engine
-        report = run_batch(inputs, out, spec, options, list(TEXT_FORMATS), engine=engine)
-        assert sorted(report.done) == sorted(map(str, clips))
-        assert [f["input"] for f in report.failed] == [str(tmp_path / "missing.wav")]
-        outputs[engine] = {
-            p.name: comparable(json.loads(p.read_text())) if p.suffix == ".json" else p.read_text()
-            for p in out.iterdir()
-            if p.is_file() and p.name != "summary.json"
-        }
-    assert len(outputs["ray"]) == len(clips) * len(TEXT_FORMATS)
-    assert outputs["ray"] == outputs["local"]
-    assert any(s["words"] for s in outputs["ray"][f"{clips[0].stem}.json"]["segments"])
+    local = engine_outputs(inputs, tmp_path / "local", spec, options, "local")
+    on_ray = engine_outputs(inputs, tmp_path / "ray", spec, options, "ray")
+    assert len(on_ray) == len(clips) * len(TEXT_FORMATS)
+    assert on_ray == local
+    assert any(s["words"] for s in on_ray[f"{clips[0].stem}.json"]["segments"])
     again = run_batch(inputs, tmp_path / "local", spec, options, list(TEXT_FORMATS), engine="ray")
     assert sorted(again.skipped) == sorted(map(str, clips)) and again.done == []
+
+
+def test_ray_engine_matches_the_local_engine_with_whisper(local_ray, tmp_path):
+    """Real text and word times: whisper-base on two short English recordings."""
+    spec = ModelSpec(str(shared_path("models", "whisper-base")), device="cpu", dtype="float32")
+    options = polyasr.TranscribeOptions(language="en", beam_size=1, word_timestamps=True)
+    inputs = [shared_path("data", "en", name) for name in ("mfa_thoughts.flac", "jfk.flac")]
+    local = engine_outputs(inputs, tmp_path / "local", spec, options, "local")
+    on_ray = engine_outputs(inputs, tmp_path / "ray", spec, options, "ray")
+    assert on_ray == local
+    assert "ask not what your country can do for you" in on_ray["jfk.txt"]
+    assert all(w["end"] > w["start"] for s in on_ray["jfk.json"]["segments"] for w in s["words"])
 
 
 def test_ray_engine_without_ray_says_how_to_install(clips, tmp_path, monkeypatch, capsys):
@@ -277,3 +292,12 @@ def test_unreachable_ray_address_is_one_line(clips, tmp_path, capsys):
     assert capsys.readouterr().err.startswith(
         "error: cannot reach the Ray cluster at 127.0.0.1:9: "
     )
+
+
+def test_an_input_named_summary_does_not_replace_the_report(clips, tmp_path):
+    named = clips[0].with_name("summary.flac")
+    shutil.copy(clips[0], named)
+    out = tmp_path / "out"
+    assert batch(str(named), "-o", str(out), "-f", "json") == 0
+    assert summary(out)["done"] == [str(named)]
+    assert json.loads((out / "summary.flac.json").read_text())["source"] == str(named)

@@ -76,9 +76,14 @@ def run_batch(
     found = expand_inputs(inputs)
     for source, reason in found.problems:
         summary.fail(source, reason)
-    output_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PolyasrError(f"cannot create {output_dir}: {exc.strerror or exc}") from None
     remove_temporaries(output_dir)
     stems = output_stems(found.paths)
+    # an input named summary.* keeps its extension, so its JSON never replaces summary.json
+    stems = [p.name if s == Path(SUMMARY).stem else s for s, p in zip(stems, found.paths)]
     todo: list[int] = []
     states: list[dict[str, Any]] = []
     for i, path in enumerate(found.paths):
