@@ -241,6 +241,17 @@ def test_ray_engine_writes_what_the_local_engine_writes(local_ray, clips, tmp_pa
     assert sorted(again.skipped) == sorted(map(str, clips)) and again.done == []
 
 
+def timed_text(output: str | dict) -> object:
+    """An output file's text and times: TXT/SRT/VTT as they are, from JSON the text and the
+    (start, end, text) of every segment and word."""
+    if isinstance(output, str):
+        return output
+    return output["text"], [
+        (s["start"], s["end"], s["text"], [(w["start"], w["end"], w["text"]) for w in s["words"]])
+        for s in output["segments"]
+    ]
+
+
 def test_ray_engine_matches_the_local_engine_with_whisper(local_ray, tmp_path):
     """Real text and word times: whisper-base on two short English recordings."""
     spec = ModelSpec(str(shared_path("models", "whisper-base")), device="cpu", dtype="float32")
@@ -248,7 +259,10 @@ def test_ray_engine_matches_the_local_engine_with_whisper(local_ray, tmp_path):
     inputs = [shared_path("data", "en", name) for name in ("mfa_thoughts.flac", "jfk.flac")]
     local = engine_outputs(inputs, tmp_path / "local", spec, options, "local")
     on_ray = engine_outputs(inputs, tmp_path / "ray", spec, options, "ray")
-    assert on_ray == local
+    # files are batched differently (scores differ in the 7th digit): text and times must match
+    assert {k: timed_text(v) for k, v in on_ray.items()} == {
+        k: timed_text(v) for k, v in local.items()
+    }
     assert "ask not what your country can do for you" in on_ray["jfk.txt"]
     assert all(w["end"] > w["start"] for s in on_ray["jfk.json"]["segments"] for w in s["words"])
 
