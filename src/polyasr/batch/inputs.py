@@ -107,7 +107,7 @@ def _manifest_entries(manifest: Path) -> Iterable[tuple[str, object]]:
         with manifest.open(newline="", encoding="utf-8") as f:
             reader = csv.DictReader(f)
             if "path" not in (reader.fieldnames or []):
-                yield f"{manifest}", None
+                yield f"{manifest} (no 'path' column)", None
                 return
             for number, row in enumerate(reader, 2):
                 yield f"{manifest} line {number}", row.get("path")
