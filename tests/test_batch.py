@@ -65,12 +65,14 @@ def test_inputs_expand_files_folders_globs_and_manifests(tmp_path):
         '{"path": "../b/z.mp3"}\n\n{"path": "gone.wav"}\n{"text": "no path"}\nnot json\n'
     )
     (lists / "m.csv").write_text(f"path,text\n{tmp_path / 'a/notes.txt'},hi\n../c/w.ogg,x\n")
+    (lists / "other.csv").write_text("file,text\nx.wav,hi\n")
     found = expand_inputs(
         [
             tmp_path / "a",
             str(tmp_path / "c" / "*.opus"),
             lists / "m.jsonl",
             lists / "m.csv",
+            lists / "other.csv",
             tmp_path / "a" / "x.wav",
             tmp_path / "missing.wav",
             str(tmp_path / "*.nothing"),
@@ -86,6 +88,7 @@ def test_inputs_expand_files_folders_globs_and_manifests(tmp_path):
         f"{lists / 'm.jsonl'} line 5: no 'path' in this entry",
     ]
     assert reasons[3:] == [
+        f"{lists / 'other.csv'} (no 'path' column): no 'path' in this entry",
         f"no such file or folder: {tmp_path / 'missing.wav'}",
         f"no audio files match {tmp_path / '*.nothing'}",
         f"no audio files in folder {tmp_path / 'lists'}",
