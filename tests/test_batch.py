@@ -318,3 +318,9 @@ def test_an_input_named_summary_does_not_replace_the_report(clips, tmp_path):
     assert batch(str(named), "-o", str(out), "-f", "json") == 0
     assert summary(out)["done"] == [str(named)]
     assert json.loads((out / "summary.flac.json").read_text())["source"] == str(named)
+
+
+def test_importing_polyasr_and_its_cli_does_not_import_ray():
+    code = "import sys, polyasr, polyasr.cli, polyasr.batch; print('ray' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
