@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from .batch import ENGINES, ModelSpec, run_batch
 from .errors import PolyasrError
 from .formats import WRITERS, formats_for, output_stems, write_atomic
 
@@ -69,7 +70,11 @@ def vad_options(command):
     return command
 
 
-def output_options(default_format: str):
+def output_options(
+    default_format: str,
+    required: bool = False,
+    help: str = "Write FILE_STEM.FORMAT files here instead of printing to stdout.",
+):
     """`--format` (default `default_format`) and `--output-dir`, passed as `fmt`, `output_dir`."""
 
     def decorate(command):
@@ -77,8 +82,8 @@ def output_options(default_format: str):
             "-o",
             "--output-dir",
             type=click.Path(file_okay=False, path_type=Path),
-            default=None,
-            help="Write FILE_STEM.FORMAT files here instead of printing to stdout.",
+            required=required,
+            help=help,
         )(command)
         return click.option(
             "-f",
@@ -147,95 +152,129 @@ def cli() -> None:
     """Local speech recognition: Whisper and more, natively in PyTorch."""
 
 
+TRANSCRIPTION_OPTIONS = [
+    click.option(
+        "-m",
+        "--model",
+        default=DEFAULT_MODEL,
+        show_default=True,
+        help="Short name (whisper-base), hub id (openai/whisper-base) or local directory.",
+    ),
+    click.option(
+        "-l",
+        "--language",
+        default=None,
+        help="Language code such as en or ru; detected if omitted.",
+    ),
+    click.option(
+        "--task",
+        type=click.Choice(["transcribe", "translate"]),
+        default="transcribe",
+        show_default=True,
+    ),
+    click.option(
+        "--device",
+        type=click.Choice(["auto", "cpu", "cuda", "mps"]),
+        default="auto",
+        show_default=True,
+    ),
+    click.option(
+        "--dtype",
+        type=click.Choice(["auto", "float32", "float16", "bfloat16"]),
+        default="auto",
+        show_default=True,
+        help="Compute precision; auto = float16 on CUDA, float32 elsewhere.",
+    ),
+    click.option(
+        "--beam-size",
+        type=click.IntRange(min=1),
+        default=5,
+        show_default=True,
+        help="1 is greedy decoding (fastest).",
+    ),
+    click.option(
+        "--temperature",
+        "temperatures",
+        type=click.FloatRange(min=0),
+        multiple=True,
+        help="Temperature schedule for fallback (repeat the option); default 0 0.2 ... 1.0.",
+    ),
+    click.option("--word-timestamps/--no-word-timestamps", default=False, show_default=True),
+    click.option(
+        "--initial-prompt",
+        "--context",
+        "initial_prompt",
+        default=None,
+        help="Text that primes vocabulary and style (Whisper's prompt; Qwen3-ASR's context: hot "
+        "words, names, domain text).",
+    ),
+    click.option(
+        "--condition-on-previous-text/--no-condition-on-previous-text",
+        default=True,
+        show_default=True,
+    ),
+    click.option(
+        "--vad/--no-vad",
+        default=True,
+        show_default=True,
+        help="Cut at pauses found by Silero VAD and decode the pieces in batches; --no-vad "
+        "decodes 30 s windows in sequence (Whisper) or fixed windows (other families).",
+    ),
+    vad_options,
+    click.option(
+        "--diarize/--no-diarize",
+        default=False,
+        show_default=True,
+        help="Who spoke when: a speaker on every segment and word (see the speaker options).",
+    ),
+    speaker_options,
+    click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True),
+    click.option("-q", "--quiet", is_flag=True, help="No progress bar."),
+]
+
+
+def transcription_options(command):
+    """The model, output format and `TranscribeOptions` options, shared by every command that
+    transcribes (passed to it under their names)."""
+    for option in reversed(TRANSCRIPTION_OPTIONS):
+        command = option(command)
+    return command
+
+
+def _transcribe_options(settings: dict[str, Any]):
+    """The `TranscribeOptions` that the `transcription_options` in `settings` ask for (their
+    entries are removed from it)."""
+    import polyasr
+
+    vad_settings = _split(settings, polyasr.VadOptions)
+    speakers = polyasr.DiarizeOptions(**_split(settings, polyasr.DiarizeOptions))
+    temperatures = settings.pop("temperatures")
+    return polyasr.TranscribeOptions(
+        language=settings.pop("language"),
+        task=settings.pop("task"),
+        beam_size=settings.pop("beam_size"),
+        word_timestamps=settings.pop("word_timestamps"),
+        initial_prompt=settings.pop("initial_prompt"),
+        condition_on_previous_text=settings.pop("condition_on_previous_text"),
+        vad=settings.pop("vad"),
+        vad_options=polyasr.VadOptions(**vad_settings),
+        diarize=speakers if settings.pop("diarize") else None,
+        batch_size=settings.pop("batch_size"),
+        **({"temperatures": tuple(temperatures)} if temperatures else {}),
+    )
+
+
 @cli.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option(
-    "-m",
-    "--model",
-    default=DEFAULT_MODEL,
-    show_default=True,
-    help="Short name (whisper-base), hub id (openai/whisper-base) or local directory.",
-)
-@click.option(
-    "-l", "--language", default=None, help="Language code such as en or ru; detected if omitted."
-)
-@click.option(
-    "--task",
-    type=click.Choice(["transcribe", "translate"]),
-    default="transcribe",
-    show_default=True,
-)
-@click.option(
-    "--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto", show_default=True
-)
-@click.option(
-    "--dtype",
-    type=click.Choice(["auto", "float32", "float16", "bfloat16"]),
-    default="auto",
-    show_default=True,
-    help="Compute precision; auto = float16 on CUDA, float32 elsewhere.",
-)
+@transcription_options
 @output_options("txt")
-@click.option(
-    "--beam-size",
-    type=click.IntRange(min=1),
-    default=5,
-    show_default=True,
-    help="1 is greedy decoding (fastest).",
-)
-@click.option(
-    "--temperature",
-    "temperatures",
-    type=click.FloatRange(min=0),
-    multiple=True,
-    help="Temperature schedule for fallback (repeat the option); default 0 0.2 ... 1.0.",
-)
-@click.option("--word-timestamps/--no-word-timestamps", default=False, show_default=True)
-@click.option(
-    "--initial-prompt",
-    "--context",
-    "initial_prompt",
-    default=None,
-    help="Text that primes vocabulary and style (Whisper's prompt; Qwen3-ASR's context: hot "
-    "words, names, domain text).",
-)
-@click.option(
-    "--condition-on-previous-text/--no-condition-on-previous-text", default=True, show_default=True
-)
-@click.option(
-    "--vad/--no-vad",
-    default=True,
-    show_default=True,
-    help="Cut at pauses found by Silero VAD and decode the pieces in batches; --no-vad decodes "
-    "30 s windows in sequence (Whisper) or fixed windows (other families).",
-)
-@vad_options
-@click.option(
-    "--diarize/--no-diarize",
-    default=False,
-    show_default=True,
-    help="Who spoke when: a speaker on every segment and word (see the speaker options).",
-)
-@speaker_options
-@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def transcribe(
     files: tuple[Path, ...],
     model: str,
-    language: str | None,
-    task: str,
     device: str,
     dtype: str,
     fmt: str,
     output_dir: Path | None,
-    beam_size: int,
-    temperatures: tuple[float, ...],
-    word_timestamps: bool,
-    initial_prompt: str | None,
-    condition_on_previous_text: bool,
-    vad: bool,
-    diarize: bool,
-    batch_size: int,
     quiet: bool,
     **settings: Any,
 ) -> None:
@@ -246,24 +285,10 @@ def transcribe(
     """
     import polyasr
 
-    formats = formats_for(fmt, speakers=diarize)
+    formats = formats_for(fmt, speakers=settings["diarize"])
     if len(formats) > 1 and output_dir is None:
         raise click.UsageError("--format all needs --output-dir")
-    vad_settings = _split(settings, polyasr.VadOptions)
-    speakers = polyasr.DiarizeOptions(**_split(settings, polyasr.DiarizeOptions))
-    options = polyasr.TranscribeOptions(
-        language=language,
-        task=task,
-        beam_size=beam_size,
-        word_timestamps=word_timestamps,
-        initial_prompt=initial_prompt,
-        condition_on_previous_text=condition_on_previous_text,
-        vad=vad,
-        vad_options=polyasr.VadOptions(**vad_settings),
-        diarize=speakers if diarize else None,
-        batch_size=batch_size,
-        **({"temperatures": tuple(temperatures)} if temperatures else {}),
-    )
+    options = _transcribe_options(settings)
     asr = polyasr.load(model, device=device, dtype=None if dtype == "auto" else dtype)
     files = tuple(dict.fromkeys(files))  # the same file twice is transcribed once
     stems = output_stems(list(files))
@@ -307,6 +332,83 @@ def _print(path: Path, formats: list[str], result, several: bool) -> None:
         if several:
             click.echo(f"==> {path} <==")
         click.echo(WRITERS[name](result), nl=False)
+
+
+@cli.command()
+@click.argument("inputs", nargs=-1, required=True)
+@transcription_options
+@output_options(
+    "txt", required=True, help="Write STEM.FORMAT per input, resume records and summary.json here."
+)
+@click.option(
+    "--engine",
+    type=click.Choice(ENGINES),
+    default="local",
+    show_default=True,
+    help="local: one model in this process; ray: a pool of Ray actors (pip install "
+    "'polyasr[ray]').",
+)
+@click.option(
+    "--address",
+    default=None,
+    help="Ray cluster to connect to (e.g. ray://head:10001 or auto); default: start a local one.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Ray actors, one model each (default: one per GPU, else one per two CPUs).",
+)
+def batch(
+    inputs: tuple[str, ...],
+    model: str,
+    device: str,
+    dtype: str,
+    fmt: str,
+    output_dir: Path,
+    quiet: bool,
+    engine: str,
+    address: str | None,
+    workers: int | None,
+    **settings: Any,
+) -> None:
+    """Transcribe many INPUTS into --output-dir, resumably: files, folders (recursively),
+    globs, and manifests (.jsonl with a "path" field, .csv with a "path" column).
+
+    A re-run skips the inputs already finished with the same model and options from the same
+    version of the file. A failing input is listed in the summary and never stops the others
+    (exit code 1 if any failed).
+    """
+    import itertools
+
+    if engine != "ray" and (address is not None or workers is not None):
+        raise click.UsageError("--address and --workers need --engine ray")
+    formats = formats_for(fmt, speakers=settings["diarize"])
+    options = _transcribe_options(settings)
+    spec = ModelSpec(model, device, None if dtype == "auto" else dtype)
+    with _progress_bar(not quiet) as bar:
+        job = bar.add_task("0 files", total=None)
+        finished = itertools.count(1)
+
+        def count(source: str, result: Any) -> None:
+            bar.update(job, description=f"{next(finished)} files")
+
+        summary = run_batch(
+            inputs,
+            output_dir,
+            spec,
+            options,
+            formats,
+            engine=engine,
+            address=address,
+            workers=workers,
+            progress=partial(_advance, bar, job),
+            on_result=count,
+        )
+    for line in summary.lines():
+        click.echo(line, err=line.startswith("failed:"))
+    if summary.failed:
+        raise SystemExit(1)
 
 
 @cli.command()
