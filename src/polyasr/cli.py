@@ -152,6 +152,16 @@ def cli() -> None:
     """Local speech recognition: Whisper and more, natively in PyTorch."""
 
 
+DEVICE_OPTION = click.option(
+    "--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto", show_default=True
+)
+DTYPE_OPTION = click.option(
+    "--dtype",
+    type=click.Choice(["auto", "float32", "float16", "bfloat16"]),
+    default="auto",
+    show_default=True,
+    help="Compute precision; auto = float16 on CUDA, float32 elsewhere.",
+)
 TRANSCRIPTION_OPTIONS = [
     click.option(
         "-m",
@@ -172,19 +182,8 @@ TRANSCRIPTION_OPTIONS = [
         default="transcribe",
         show_default=True,
     ),
-    click.option(
-        "--device",
-        type=click.Choice(["auto", "cpu", "cuda", "mps"]),
-        default="auto",
-        show_default=True,
-    ),
-    click.option(
-        "--dtype",
-        type=click.Choice(["auto", "float32", "float16", "bfloat16"]),
-        default="auto",
-        show_default=True,
-        help="Compute precision; auto = float16 on CUDA, float32 elsewhere.",
-    ),
+    DEVICE_OPTION,
+    DTYPE_OPTION,
     click.option(
         "--beam-size",
         type=click.IntRange(min=1),
@@ -489,15 +488,8 @@ def diarize(files: tuple[Path, ...], fmt: str, output_dir: Path | None, **settin
     show_default=True,
     help="How long a request waits for others to batch with.",
 )
-@click.option(
-    "--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto", show_default=True
-)
-@click.option(
-    "--dtype",
-    type=click.Choice(["auto", "float32", "float16", "bfloat16"]),
-    default="auto",
-    show_default=True,
-)
+@DEVICE_OPTION
+@DTYPE_OPTION
 @click.option("--beam-size", type=click.IntRange(min=1), default=5, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
 @speaker_options
