@@ -534,6 +534,88 @@ def serve(
     run_server(list(models), config, host, port, device, None if dtype == "auto" else dtype)
 
 
+@cli.command()
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option(
+    "-m",
+    "--model",
+    "models",
+    multiple=True,
+    required=True,
+    help="A model to measure (repeat the option to compare several, side by side).",
+)
+@click.option(
+    "--reference",
+    default=None,
+    help="The correct transcript (text, or @FILE to read it) for a WER column.",
+)
+@click.option(
+    "--rounds",
+    type=click.IntRange(min=1),
+    default=2,
+    show_default=True,
+    help="Transcriptions per model; the RTF is the median of all but the first.",
+)
+@click.option("-l", "--language", default=None, help="Language code; detected if omitted.")
+@click.option("--beam-size", type=click.IntRange(min=1), default=5, show_default=True)
+@click.option("--vad/--no-vad", default=True, show_default=True)
+@DEVICE_OPTION
+@DTYPE_OPTION
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def bench(
+    file: Path,
+    models: tuple[str, ...],
+    reference: str | None,
+    rounds: int,
+    language: str | None,
+    beam_size: int,
+    vad: bool,
+    device: str,
+    dtype: str,
+    as_json: bool,
+) -> None:
+    """Measure models on one recording, each in a fresh process: real-time factor, cold start
+    (process start to first text), load time, peak memory, tokens/s and, with --reference, WER.
+    """
+    from . import bench as measuring
+    from .audio import load_audio
+
+    load_audio(file)  # a bad input fails here, once, not in every model's process
+    if reference is not None and reference.startswith("@"):
+        try:
+            reference = Path(reference[1:]).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise PolyasrError(f"cannot read {reference[1:]}: {exc.strerror or exc}") from None
+    options = {"language": language, "beam_size": beam_size, "vad": vad}
+    results, failures = [], 0
+    for model in models:
+        try:
+            results.append(
+                measuring.bench(
+                    file,
+                    model,
+                    rounds=rounds,
+                    reference=reference,
+                    options=options,
+                    device=device,
+                    dtype=None if dtype == "auto" else dtype,
+                )
+            )
+        except PolyasrError as exc:
+            failures += 1
+            click.echo(f"error: {exc}", err=True)
+    if as_json:
+        click.echo(measuring.as_json(results), nl=False)
+    elif results:
+        header, rows = measuring.table_rows(results)
+        widths = [max(len(c) for c in column) for column in zip(header, *rows)]
+        for line in [header, *rows]:
+            click.echo("  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip())
+        click.echo(f"{file}: {results[0].audio_s:.1f} s of audio, {rounds} round(s) per model")
+    if failures:
+        raise SystemExit(1)
+
+
 @cli.command("models")
 def list_models() -> None:
     """List known model names, whether their hub layout is verified, and the models already
