@@ -89,6 +89,39 @@ def test_rests_of_pieces_are_decoded_in_later_rounds_and_progress_adds_up():
     assert reports[-1].pieces_done == reports[-1].pieces_total == 1
 
 
+def test_segments_are_passed_on_in_time_order_as_they_become_final():
+    recognizer = Scripted(split_at=6.0)
+    received: list[tuple[int, list[float], int]] = []
+    model = Transcriber(recognizer)
+    results = model.transcribe_batch(
+        [tone(25.0), tone(3.0, -1.0)],
+        vad=False,
+        batch_size=1,
+        on_segments=lambda i, found: received.append(
+            (i, [s.start for s in found], len(recognizer.calls))
+        ),
+    )
+    for index, result in enumerate(results):
+        passed = [start for i, starts, _ in received if i == index for start in starts]
+        assert passed == [s.start for s in result.segments]  # all of them, in time order
+    # one piece per batch, decoded in time order: the first 10 s piece is passed on after the
+    # first call, before its rest and the other pieces are decoded
+    assert received[0] == (0, [0.0], 1)
+    assert [calls for _, _, calls in received] == sorted(calls for _, _, calls in received)
+    assert len(received) >= 4
+
+
+def test_segments_changed_by_a_later_step_come_only_with_the_transcript():
+    received = []
+    Transcriber(Scripted()).transcribe(
+        np.stack([tone(3.0), tone(3.0, -1.0)]),
+        vad=False,
+        diarize=polyasr.DiarizeOptions(mode="channel"),
+        on_segments=lambda i, found: received.append(found),
+    )
+    assert received == []
+
+
 def test_every_kind_of_input_and_per_item_errors(tmp_path):
     model = polyasr.load(GIGAAM, device="cpu")
     path = shared_path("data", "ru", "pisets_test_sound_ru.flac")

@@ -265,6 +265,8 @@ class Progress:
 
 
 ProgressCallback = Callable[[Progress], None]
+SegmentsCallback = Callable[[int, list["Segment"]], None]
+"""Receives (input index, segments) as stretches of an input become final, in time order."""
 
 
 @runtime_checkable

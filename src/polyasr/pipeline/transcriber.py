@@ -28,6 +28,7 @@ from ..types import (
     Progress,
     ProgressCallback,
     Segment,
+    SegmentsCallback,
     TranscribeOptions,
     Transcript,
     Turn,
@@ -69,12 +70,47 @@ def shift(segment: Segment, offset: float) -> Segment:
 
 
 class _Tracker:
-    """Pieces and audio seconds done / known so far, reported to the caller's callback."""
+    """Pieces and audio seconds done / known so far, reported to the caller's callback; and
+    the segments of each input passed on in time order as they become final."""
 
-    def __init__(self, callback: ProgressCallback | None) -> None:
+    def __init__(
+        self, callback: ProgressCallback | None, on_segments: SegmentsCallback | None = None
+    ) -> None:
         self.callback = callback
+        self.on_segments = on_segments
         self.pieces = [0, 0]
         self.seconds = [0.0, 0.0]
+        self.inputs: list[int] | None = None
+        """Input index of each recording of the group being decoded, when its segments are
+        passed on (recordings are the inputs themselves: no channel or speaker step)."""
+        self._open: list[list[float]] = []
+        self._ready: list[list[Segment]] = []
+
+    def expect(self, inputs: list[int] | None, pieces: list[_Piece]) -> None:
+        """Start a group: the input of each recording, and the pieces still to decode."""
+        self.inputs = inputs if self.on_segments is not None else None
+        if self.inputs is not None:
+            self._open = [[] for _ in inputs]
+            for piece in sorted(pieces, key=lambda p: p.start):
+                self._open[piece.item].append(piece.start)
+            self._ready = [[] for _ in inputs]
+
+    def decoded(self, piece: _Piece, segments: list[Segment], rest: float | None) -> None:
+        """`piece` is decoded (its rest, starting at `rest`, is still to come): pass on the
+        segments of its input that no undecoded piece precedes."""
+        if self.inputs is None:
+            return
+        waiting = self._open[piece.item]
+        waiting.remove(piece.start)
+        if rest is not None:
+            waiting.append(rest)
+            waiting.sort()
+        ready = sorted(self._ready[piece.item] + segments, key=lambda s: s.start)
+        frontier = waiting[0] if waiting else float("inf")
+        final = [s for s in ready if s.start < frontier]
+        self._ready[piece.item] = ready[len(final) :]
+        if final:
+            self.on_segments(self.inputs[piece.item], final)
 
     def add(self, pieces: int, seconds: float) -> None:
         self.pieces[1] += pieces
@@ -91,7 +127,7 @@ class _Tracker:
             self.callback(Progress(self.pieces[0], self.pieces[1], *self.seconds))
 
 
-@dataclass
+@dataclass(eq=False)
 class _Piece:
     item: int
     """Index of the recording in its group."""
@@ -143,13 +179,20 @@ class Transcriber:
         *,
         sample_rate: int | None = None,
         progress: ProgressCallback | None = None,
+        on_segments: SegmentsCallback | None = None,
         **overrides: Any,
     ) -> Transcript:
         """Transcribe one recording of any length: a path, a file's bytes, a binary file
         object, or a waveform at `sample_rate` (default 16 kHz). Options are a
-        `TranscribeOptions` or its fields as keywords; `progress` gets `Progress` reports."""
+        `TranscribeOptions` or its fields as keywords; `progress` gets `Progress` reports;
+        `on_segments(0, segments)` gets the segments as they are final, in time order."""
         (result,) = self.transcribe_batch(
-            [audio], options, sample_rate=sample_rate, progress=progress, **overrides
+            [audio],
+            options,
+            sample_rate=sample_rate,
+            progress=progress,
+            on_segments=on_segments,
+            **overrides,
         )
         if isinstance(result, PolyasrError):
             raise result
@@ -162,6 +205,7 @@ class Transcriber:
         *,
         sample_rate: int | None = None,
         progress: ProgressCallback | None = None,
+        on_segments: SegmentsCallback | None = None,
         **overrides: Any,
     ) -> list[Transcript | PolyasrError]:
         """Transcribe several recordings, their pieces decoded in shared batches. Returns, per
@@ -169,7 +213,12 @@ class Transcriber:
         the others); invalid options raise at once."""
         results: list[Transcript | PolyasrError | None] = [None] * len(audios)
         stream = self.transcribe_stream(
-            audios, options, sample_rate=sample_rate, progress=progress, **overrides
+            audios,
+            options,
+            sample_rate=sample_rate,
+            progress=progress,
+            on_segments=on_segments,
+            **overrides,
         )
         for index, result in stream:
             results[index] = result
@@ -182,13 +231,19 @@ class Transcriber:
         *,
         sample_rate: int | None = None,
         progress: ProgressCallback | None = None,
+        on_segments: SegmentsCallback | None = None,
         **overrides: Any,
     ) -> Iterator[tuple[int, Transcript | PolyasrError]]:
         """`transcribe_batch` as results come: (input index, transcript or error), each
         group of inputs as soon as it is done, so that a long job can save as it goes.
-        Invalid options raise here, before any input is read."""
+        Invalid options raise here, before any input is read.
+
+        `on_segments(index, segments)` receives each input's segments as soon as they are
+        final, in time order (the pieces are then decoded in time order). Segments that a
+        later step changes (speakers, Whisper's sequential windows with the VAD off) come
+        only with the transcript."""
         options = self.resolve_options(options, overrides)
-        return self._stream(audios, options, sample_rate, _Tracker(progress))
+        return self._stream(audios, options, sample_rate, _Tracker(progress, on_segments))
 
     def _stream(
         self,
@@ -248,7 +303,8 @@ class Transcriber:
         if long_form:
             segments = self._decode_long(tracks, languages, decoding, tracker)
         else:
-            segments = self._decode_pieces(tracks, plans, languages, decoding, tracker)
+            inputs = [index for index, _ in group] if speakers is None else None
+            segments = self._decode_pieces(tracks, plans, languages, decoding, tracker, inputs)
         recorded = asdict(options)
         sources = [audio.source for _, audio in group]
         results: list[tuple[int, Transcript | PolyasrError]] = []
@@ -320,9 +376,11 @@ class Transcriber:
         languages: list[tuple[str | None, float | None]],
         options: TranscribeOptions,
         tracker: _Tracker,
+        inputs: list[int] | None = None,
     ) -> list[list[Segment]]:
-        """Pieces of every recording, decoded in batches per language, longest first; rests
-        of pieces the model stopped early are decoded in the next round."""
+        """Pieces of every recording, decoded in batches per language, longest first (in time
+        order when segments are passed on as they come); rests of pieces the model stopped
+        early are decoded in the next round. `inputs`: the input index of each recording."""
         pending = []
         for item, (samples, pieces) in enumerate(zip(recordings, plans)):
             for start, end in pieces:
@@ -332,6 +390,7 @@ class Transcriber:
         silent = [p for p in pending if is_silent(p.samples)]
         tracker.advance(sum(p.seconds for p in silent), len(silent))
         pending = [p for p in pending if not is_silent(p.samples)]
+        tracker.expect(inputs, pending)
         out: list[list[Segment]] = [[] for _ in recordings]
         while pending:
             rests: list[_Piece] = []
@@ -351,23 +410,29 @@ class Transcriber:
         tracker: _Tracker,
     ) -> list[_Piece]:
         lengths = [len(p.samples) for p in pieces]
-        order = sorted(range(len(pieces)), key=lambda i: -lengths[i])
+        if tracker.inputs is None:
+            order = sorted(range(len(pieces)), key=lambda i: -lengths[i])
+        else:
+            order = sorted(range(len(pieces)), key=lambda i: (pieces[i].item, pieces[i].start))
         rests = []
         padded = self.recognizer.pads_to_max_input
         for batch in batches(order, lengths, options.batch_size, padded):
             decoded = self.recognizer.decode([pieces[j].samples for j in batch], options)
             for j, result in zip(batch, decoded):
                 piece = pieces[j]
-                out[piece.item] += [shift(s, piece.start) for s in result.segments]
+                found = [shift(s, piece.start) for s in result.segments]
+                out[piece.item] += found
                 consumed = result.consumed
                 rest = None
                 if consumed is not None and 0 < consumed < piece.seconds:
                     rest = piece.samples[int(round(consumed * SAMPLE_RATE)) :]
                 if rest is None or is_silent(rest):
                     tracker.advance(piece.seconds, 1)
+                    tracker.decoded(piece, found, None)
                 else:
                     rests.append(_Piece(piece.item, piece.start + consumed, rest))
                     tracker.advance(piece.seconds - len(rest) / SAMPLE_RATE)
+                    tracker.decoded(piece, found, rests[-1].start)
         return rests
 
     def _decode_long(

@@ -23,7 +23,7 @@ from .config import ServerConfig
 from .errors import ApiError, from_polyasr
 from .forms import TranscriptionRequest, parse_request
 from .limits import RequestLog, UploadLimit
-from .responses import MEDIA_TYPES, events, export, render
+from .responses import MEDIA_TYPES, done_event, error_event, export, render, segment_events
 from .worker import ModelWorker
 
 log = logging.getLogger("polyasr.server")
@@ -208,6 +208,45 @@ async def audio_route(
         await form.close()
 
 
+async def _stream(worker: ModelWorker, audio: UploadedAudio, options: Any) -> Response:
+    """Server-sent events: segments as they are final, then the whole text. The answer
+    starts with the first segment (or the result), so that an error still gets its status."""
+    loop = asyncio.get_running_loop()
+    arrived: asyncio.Queue[list | None] = asyncio.Queue()
+    future = worker.submit(
+        audio, options, lambda segments: loop.call_soon_threadsafe(arrived.put_nowait, segments)
+    )
+    result = asyncio.wrap_future(future)
+    result.add_done_callback(lambda _: arrived.put_nowait(None))
+    try:
+        first = await arrived.get()
+    except asyncio.CancelledError:
+        future.cancel()
+        raise
+    if first is None and isinstance(result.exception(), PolyasrError):
+        raise from_polyasr(result.exception()) from None
+
+    async def events() -> AsyncIterator[str]:
+        sent, spoken, batch = 0, False, first
+        while batch is not None:
+            for event in segment_events(batch, sent, spoken):
+                spoken = True
+                yield event
+            sent += len(batch)
+            batch = await arrived.get()
+        error = result.exception()
+        if error is not None:
+            log.error("streamed request failed: %s", error)
+            yield error_event(str(error) if isinstance(error, PolyasrError) else "internal error")
+            return
+        transcript = result.result()
+        for event in segment_events(transcript.segments[sent:], sent, spoken):
+            yield event
+        yield done_event(transcript)
+
+    return StreamingResponse(events(), media_type="text/event-stream")
+
+
 async def _transcribe(
     request: TranscriptionRequest, task: str, workers: dict[str, ModelWorker]
 ) -> Response:
@@ -225,6 +264,8 @@ async def _transcribe(
         raise from_polyasr(exc) from None
     if request.upload.size == 0:
         raise ApiError(400, "the uploaded file is empty", param="file", code="invalid_audio")
+    if request.stream:
+        return await _stream(worker, UploadedAudio(request), options)
     future = worker.submit(UploadedAudio(request), options)
     try:
         transcript = await asyncio.wrap_future(future)
@@ -233,7 +274,5 @@ async def _transcribe(
     except asyncio.CancelledError:
         future.cancel()
         raise
-    if request.stream:
-        return StreamingResponse(events(transcript), media_type="text/event-stream")
     body = render(transcript, request.response_format, task, request.words)
     return Response(body, media_type=MEDIA_TYPES[request.response_format])

@@ -100,20 +100,28 @@ def render(transcript: Transcript, response_format: str, task: str, words: bool)
     return json.dumps(body, ensure_ascii=False)
 
 
-def events(transcript: Transcript) -> Iterator[str]:
-    """Server-sent events in OpenAI's shape: per segment a `transcript.text.delta` and a
-    `transcript.text.segment` (with times and speaker), then `transcript.text.done`."""
-    first = True
-    for index, segment in enumerate(transcript.segments):
+def segment_events(segments: list[Segment], first: int, spoken: bool) -> Iterator[str]:
+    """Per segment with text a `transcript.text.delta` and a `transcript.text.segment` (with
+    times and speaker). `first`: the index of the first of `segments` in the transcript;
+    `spoken`: whether text was sent before (then a delta starts with a space)."""
+    for index, segment in enumerate(segments, first):
         text = segment.text.strip()
-        if not text:
-            continue
-        delta = {"type": "transcript.text.delta", "delta": text if first else " " + text}
-        yield _event(delta)
-        yield _event(_speaker_segment(index, segment))
-        first = False
+        if text:
+            delta = " " + text if spoken else text
+            yield _event({"type": "transcript.text.delta", "delta": delta})
+            yield _event(_speaker_segment(index, segment))
+            spoken = True
+
+
+def done_event(transcript: Transcript) -> str:
+    """The closing `transcript.text.done` event, with the whole text."""
     done = {"type": "transcript.text.done", "text": transcript.text, "usage": _usage(transcript)}
-    yield _event(done)
+    return _event(done)
+
+
+def error_event(message: str) -> str:
+    """An error after the response has begun (its status can no longer change)."""
+    return _event({"type": "error", "error": {"message": message, "type": "server_error"}})
 
 
 def _event(payload: dict[str, Any]) -> str:

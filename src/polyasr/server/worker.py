@@ -12,12 +12,14 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from ..errors import PolyasrError
-from ..types import TranscribeOptions, Transcript
+from ..types import Segment, TranscribeOptions, Transcript
 from .errors import ApiError
 
 log = logging.getLogger("polyasr.server")
@@ -29,6 +31,8 @@ class Job:
 
     audio: Any
     options: TranscribeOptions
+    listener: Callable[[list[Segment]], None] | None = None
+    """Gets the segments as they are final (streamed responses)."""
     future: Future = field(default_factory=Future)
 
 
@@ -71,14 +75,20 @@ class ModelWorker:
         """Requests waiting for a batch."""
         return len(self._jobs)
 
-    def submit(self, audio: Any, options: TranscribeOptions) -> Future:
-        """Queue one recording; its future gets a `Transcript` or a `PolyasrError`."""
+    def submit(
+        self,
+        audio: Any,
+        options: TranscribeOptions,
+        listener: Callable[[list[Segment]], None] | None = None,
+    ) -> Future:
+        """Queue one recording; its future gets a `Transcript` or a `PolyasrError`, and
+        `listener` its segments as they are final."""
         with self._changed:
             if self._stopped:
                 raise ApiError(503, "the server is shutting down", code="shutting_down")
             if len(self._jobs) >= self.max_queue:
                 raise QueueFull(self.name, self.max_queue)
-            job = Job(audio, options)
+            job = Job(audio, options, listener)
             self._jobs.append(job)
             self._changed.notify()
         return job.future
@@ -126,7 +136,13 @@ class ModelWorker:
         self.busy = len(jobs)
         started = time.perf_counter()
         try:
-            results = self.model.transcribe_batch([j.audio for j in jobs], jobs[0].options)
+            audios, options = [j.audio for j in jobs], jobs[0].options
+            if any(j.listener for j in jobs):
+                results = self.model.transcribe_batch(
+                    audios, options, on_segments=partial(_pass_on, jobs)
+                )
+            else:
+                results = self.model.transcribe_batch(audios, options)
         except PolyasrError as exc:
             results = [exc] * len(jobs)
         except Exception as exc:  # a bug must fail these requests, not the worker
@@ -146,3 +162,9 @@ class ModelWorker:
                 job.future.set_result(result)
             else:
                 job.future.set_exception(result)
+
+
+def _pass_on(jobs: list[Job], index: int, segments: list[Segment]) -> None:
+    listener = jobs[index].listener
+    if listener is not None:
+        listener(segments)
