@@ -616,6 +616,33 @@ def bench(
         raise SystemExit(1)
 
 
+@cli.command()
+@click.argument("model")
+@click.option(
+    "--qtype",
+    type=click.Choice(["q8_0", "q4_0", "f16", "f32"]),
+    default="q8_0",
+    show_default=True,
+    help="Type of the large weight matrices (norms and biases stay f32, small matrices f16).",
+)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
+def quantize(model: str, qtype: str, output: Path) -> None:
+    """Write MODEL (short name, hub id or local path) as one self-contained GGUF file, which
+    `--model FILE.gguf` and `polyasr.load` read like the original."""
+    from .models.gguf import write_gguf
+    from .registry import read_checkpoint, resolve_directory
+
+    directory, name = resolve_directory(model)
+    family, checkpoint = read_checkpoint(directory)
+    try:
+        counts = write_gguf(checkpoint, qtype, output, name)
+    except OSError as exc:
+        raise PolyasrError(f"cannot write {output}: {exc.strerror or exc}") from None
+    kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items()))
+    size = output.stat().st_size
+    click.echo(f"{output}: {family.name} model {name!r}, {_size(size)} ({kinds} tensors)")
+
+
 @cli.command("models")
 def list_models() -> None:
     """List known model names, whether their hub layout is verified, and the models already

@@ -147,7 +147,8 @@ def detect_family(directory: Path) -> Family:
     raise ModelError(
         f"{directory} is not a model polyasr recognizes (expected a Whisper directory with "
         "config.json, tokenizer.json and model.safetensors, a Qwen3-ASR directory whose "
-        "config.json has model_type qwen3_asr, a GigaAM v3 .ckpt or a Parakeet TDT .nemo)"
+        "config.json has model_type qwen3_asr, a GigaAM v3 .ckpt, a Parakeet TDT .nemo or a "
+        "polyasr .gguf)"
     )
 
 
@@ -159,6 +160,21 @@ def load(name_or_path: str | Path, device: str = "auto", dtype: Any = None) -> T
     the `AsrModel` protocol; its `recognizer` is the family's model.
     """
     directory, name = resolve_directory(name_or_path)
-    family = detect_family(directory)
-    checkpoint = family.read(directory)
+    family, checkpoint = read_checkpoint(directory)
     return Transcriber(family.build(checkpoint, device=device, dtype=dtype, name=name))
+
+
+def read_checkpoint(path: Path) -> tuple[Family, Checkpoint]:
+    """The family and the `Checkpoint` of a model directory or file: a family's published
+    files, or a polyasr GGUF file (recognized by its header)."""
+    from .models.gguf import is_gguf, read_gguf
+
+    if is_gguf(path):
+        checkpoint = read_gguf(path)
+        for make in FAMILIES:
+            family = make()
+            if family.name == checkpoint.family:
+                return family, checkpoint
+        raise ModelError(f"{path} holds a {checkpoint.family!r} model, unknown to polyasr")
+    family = detect_family(path)
+    return family, family.read(path)

@@ -169,6 +169,16 @@ def build_gigaam(
         raise ModelError(f"{where}: unsupported sample rate {features.sample_rate}")
     window = (window if window is not None else analysis_window(features)).float().to(dev)
     filters = (filters.T if filters is not None else mel_filters(features)).float().to(dev)
+    bins = features.n_fft // 2 + 1
+    if tuple(window.shape) != (features.win_length,) or tuple(filters.shape) != (
+        features.n_mels,
+        bins,
+    ):
+        raise ModelError(
+            f"{where}: the preprocessor's window {list(window.shape)} or mel filters "
+            f"{list(filters.shape)} do not fit its settings (window {features.win_length}, "
+            f"{features.n_mels} x {bins} filters)"
+        )
     if decoding.get("vocabulary"):
         tokenizer = GigaAMTokenizer(vocabulary=[str(t) for t in decoding["vocabulary"]])
     elif "tokenizer.model" in checkpoint.assets:
