@@ -285,6 +285,7 @@ class AsrModel(Protocol):
         *,
         sample_rate: int | None = None,
         progress: ProgressCallback | None = None,
+        on_segments: SegmentsCallback | None = None,
         **overrides: Any,
     ) -> Transcript: ...
 
@@ -293,6 +294,8 @@ class AsrModel(Protocol):
         audios: list[AudioInput],
         options: TranscribeOptions | None = None,
         *,
+        sample_rate: int | None = None,
         progress: ProgressCallback | None = None,
+        on_segments: SegmentsCallback | None = None,
         **overrides: Any,
     ) -> list[Transcript | PolyasrError]: ...

@@ -23,20 +23,12 @@ import torch
 from ..types import DiarizeOptions, Turn
 from .clustering import agglomerate, assign, speaker_range
 from .embedding import SpeakerEmbedder
-from .segmentation import Segmentation
+from .segmentation import Segmentation, sliding_windows
 from .speakers import turns_from_activity
 
 SAMPLE_RATE = 16000
 BATCH = 32
 """Windows segmented at a time."""
-
-
-def window_starts(num_samples: int, window: int, step: int) -> list[int]:
-    """Start samples of the sliding windows; the last one (zero-padded) reaches the end."""
-    starts = list(range(0, max(num_samples - window, 0) + 1, step))
-    if starts[-1] + window < num_samples:
-        starts.append(starts[-1] + step)
-    return starts
 
 
 class Diarizer:
@@ -47,18 +39,21 @@ class Diarizer:
         self.embedder = embedder
 
     @torch.inference_mode()
-    def activity(self, samples: np.ndarray, starts: list[int]) -> np.ndarray:
-        """Hard local-speaker activity [windows, frames, speakers] of every window."""
+    def activity(self, samples: np.ndarray, step: int) -> tuple[np.ndarray, list[int]]:
+        """Hard local-speaker activity [windows, frames, speakers] of the sliding windows
+        every `step` samples (`sliding_windows`, cut a batch at a time so that memory stays
+        bounded), and the windows' start samples."""
         window = self.segmentation.window_samples
-        padded = np.zeros(starts[-1] + window, np.float32)
-        padded[: len(samples)] = samples
-        out = []
-        for first in range(0, len(starts), BATCH):
-            batch = torch.from_numpy(
-                np.stack([padded[s : s + window] for s in starts[first : first + BATCH]])
-            )
-            out.append(self.segmentation.to_speakers(self.segmentation(batch[:, None])).numpy())
-        return np.concatenate(out)
+        audio = torch.from_numpy(samples)
+        out, starts = [], []
+        for first in range(0, len(samples), BATCH * step):
+            part = audio[first : first + (BATCH - 1) * step + window]
+            windows = sliding_windows(part, window, step)
+            out.append(self.segmentation.to_speakers(self.segmentation(windows)).numpy())
+            starts += [first + i * step for i in range(len(windows))]
+            if first + (BATCH - 1) * step + window >= len(samples):
+                break
+        return np.concatenate(out), starts
 
     def embeddings(
         self, samples: np.ndarray, starts: list[int], activity: np.ndarray, chosen: list[int]
@@ -101,10 +96,8 @@ class Diarizer:
         samples = np.asarray(samples, dtype=np.float32)
         if len(samples) == 0:
             return []
-        window = self.segmentation.window_samples
         step = max(1, round(options.step_s * SAMPLE_RATE))
-        starts = window_starts(len(samples), window, step)
-        activity = self.activity(samples, starts)
+        activity, starts = self.activity(samples, step)
         timing = self.segmentation.timing
         frames = activity.shape[1]
         offsets = [round(s / SAMPLE_RATE / timing.step) for s in starts]
