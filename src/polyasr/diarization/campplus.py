@@ -105,6 +105,27 @@ def kaldi_fbank(waveforms: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
     return torch.clamp(energies, min=EPSILON).log(), frames
 
 
+def length_batches(
+    frames: Sequence[int], max_frames: int, max_count: int | None = None
+) -> list[list[int]]:
+    """Indices of clips of `frames` each, shortest first, grouped into batches of at most
+    `max_count` clips whose padded size (count x longest) stays within `max_frames` (a longer
+    clip goes alone)."""
+    order = sorted(range(len(frames)), key=lambda i: frames[i])
+    batches: list[list[int]] = []
+    for i in order:
+        batch = batches[-1] if batches else None
+        if (
+            batch is not None
+            and (max_count is None or len(batch) < max_count)
+            and (len(batch) + 1) * frames[i] <= max_frames
+        ):
+            batch.append(i)
+        else:
+            batches.append([i])
+    return batches
+
+
 def _time_mask(frames: Tensor, length: int) -> Tensor:
     """[B, length] float mask of each clip's frames."""
     return (torch.arange(length, device=frames.device) < frames[:, None]).float()
@@ -549,20 +570,10 @@ class CamPlusPlus:
         `max_batch_frames` padded frames; each clip's result is what it gets alone."""
         clips = as_clips(waveforms)
         out = torch.empty(len(clips), self.embedding_size)
-        sizes = [len(clip) for clip in clips]
-        order = sorted(range(len(clips)), key=lambda i: sizes[i])
-        start = 0
-        while start < len(order):
-            stop = start + 1
-            while stop < len(order) and stop - start < batch_size:
-                longest = 1 + (sizes[order[stop]] - FRAME_LENGTH) // FRAME_SHIFT
-                if (stop - start + 1) * longest > max_batch_frames:
-                    break
-                stop += 1
-            chunk = order[start:stop]
-            feats, frames = self.features([clips[i] for i in chunk])
-            out[chunk] = self.embed_features(feats, frames).cpu()
-            start = stop
+        frames = [1 + (len(clip) - FRAME_LENGTH) // FRAME_SHIFT for clip in clips]
+        for chunk in length_batches(frames, max_batch_frames, batch_size):
+            feats, counts = self.features([clips[i] for i in chunk])
+            out[chunk] = self.embed_features(feats, counts).cpu()
         return out
 
 

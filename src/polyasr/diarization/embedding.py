@@ -67,26 +67,16 @@ class CamPlusPlusEmbedder:
         return fbank(samples)
 
     def embed(self, clips: list[Tensor]) -> np.ndarray:
-        from .campplus import mean_normalize
+        from .campplus import length_batches, mean_normalize
 
         out = np.zeros((len(clips), self.model.embedding_size), np.float32)
-        order = sorted(range(len(clips)), key=lambda i: len(clips[i]))
-        start = 0
-        while start < len(order):
-            stop = start + 1
-            while stop < len(order) and (stop - start + 1) * len(clips[order[stop]]) <= max(
-                self.batch_frames, len(clips[order[stop]])
-            ):
-                stop += 1
-            group = [clips[i] for i in order[start:stop]]
+        for chunk in length_batches([len(c) for c in clips], self.batch_frames):
+            group = [clips[i] for i in chunk]
             frames = torch.tensor([len(c) for c in group])
             batch = torch.zeros(len(group), int(frames.max()), group[0].shape[1])
             for row, clip in enumerate(group):
                 batch[row, : len(clip)] = clip
-            out[order[start:stop]] = self.model.embed_features(
-                mean_normalize(batch, frames), frames
-            ).numpy()
-            start = stop
+            out[chunk] = self.model.embed_features(mean_normalize(batch, frames), frames).numpy()
         return out
 
 
