@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from .audio.io import AudioInput
 from .errors import OptionError, PolyasrError
@@ -240,17 +240,6 @@ class TranscribeOptions:
         if isinstance(self.temperatures, list):
             object.__setattr__(self, "temperatures", tuple(self.temperatures))
 
-    @classmethod
-    def resolve(
-        cls, options: TranscribeOptions | None, overrides: dict[str, Any]
-    ) -> TranscribeOptions:
-        """`options` (or the defaults) with keyword overrides; unknown names are an error."""
-        options = options or cls()
-        unknown = sorted(set(overrides) - {f.name for f in fields(cls)})
-        if unknown:
-            raise OptionError(f"unknown option(s): {', '.join(unknown)}")
-        return replace(options, **overrides) if overrides else options
-
 
 @dataclass(frozen=True)
 class Progress:
@@ -299,3 +288,18 @@ class AsrModel(Protocol):
         on_segments: SegmentsCallback | None = None,
         **overrides: Any,
     ) -> list[Transcript | PolyasrError]: ...
+
+
+OptionsT = TypeVar("OptionsT", "TranscribeOptions", "DiarizeOptions")
+
+
+def with_overrides(
+    kind: type[OptionsT], options: OptionsT | None, overrides: dict[str, Any]
+) -> OptionsT:
+    """`options` (or the defaults of `kind`) with keyword overrides; unknown names are an
+    error."""
+    options = options or kind()
+    unknown = sorted(set(overrides) - {f.name for f in fields(kind)})
+    if unknown:
+        raise OptionError(f"unknown option(s): {', '.join(unknown)}")
+    return replace(options, **overrides) if overrides else options

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import fields, replace
 from typing import Any
 
 from ..audio.io import AudioInput, load_audio
-from ..errors import AudioError, OptionError
-from ..types import DiarizeOptions, Turn
+from ..errors import AudioError
+from ..types import DiarizeOptions, Turn, with_overrides
 from .channels import channel_turns, distinct_channels
 
 
@@ -21,10 +20,7 @@ def diarize(
     """Who spoke when: turns `(start, end, speaker)` in seconds, overlapping where two people
     talk at once. Audio as for `transcribe`; options a `DiarizeOptions` or its fields as
     keywords (`mode`, `num_speakers`, `min_speakers`, `max_speakers`, `embedding`, ...)."""
-    unknown = sorted(set(overrides) - {f.name for f in fields(DiarizeOptions)})
-    if unknown:
-        raise OptionError(f"unknown option(s): {', '.join(unknown)}")
-    options = replace(options or DiarizeOptions(), **overrides)
+    options = with_overrides(DiarizeOptions, options, overrides)
     data = load_audio(audio, 16000, input_rate=sample_rate)
     if options.mode != "cluster" and distinct_channels(data.samples):
         return channel_turns(data.samples)

@@ -32,6 +32,7 @@ from ..types import (
     TranscribeOptions,
     Transcript,
     Turn,
+    with_overrides,
 )
 from .planning import SAMPLE_RATE, batches, is_silent, plan
 from .recognizer import Recognizer
@@ -168,7 +169,7 @@ class Transcriber:
         self, options: TranscribeOptions | None, overrides: dict[str, Any]
     ) -> TranscribeOptions:
         """`options` with keyword overrides, checked against what this model can do."""
-        options = TranscribeOptions.resolve(options, overrides)
+        options = with_overrides(TranscribeOptions, options, overrides)
         self.recognizer.check(options)
         return options
 
