@@ -32,6 +32,8 @@ KEEP_PRECISION = {"qwen3-asr": ("audio_tower.",)}
 """Weights that stay in f16 whatever the type asked for (the Qwen3-ASR audio encoder: the
 seed measured its quantization hurting accuracy)."""
 MAX_ELEMENTS = 1 << 36
+READABLE = {"F32", "F16", "BF16", "Q8_0", "Q4_0", "I8", "I16", "I32", "I64"}
+"""Tensor types this reader turns into weights."""
 
 
 def is_gguf(path: Path) -> bool:
@@ -181,7 +183,7 @@ def _check(path: Path, size: int, tensor: Any, shape: tuple[int, ...]) -> None:
     import gguf
 
     kind = tensor.tensor_type
-    if kind not in gguf.GGML_QUANT_SIZES or kind.name not in _READABLE:
+    if kind not in gguf.GGML_QUANT_SIZES or kind.name not in READABLE:
         raise ModelError(f"{path}: tensor {tensor.name} has an unsupported type {kind.name}")
     if any(n <= 0 for n in shape) or int(np.prod(shape, dtype=np.float64)) > MAX_ELEMENTS:
         raise ModelError(f"{path}: tensor {tensor.name} has an impossible shape {list(shape)}")
@@ -195,6 +197,3 @@ def _check(path: Path, size: int, tensor: Any, shape: tuple[int, ...]) -> None:
         raise ModelError(f"{path}: tensor {tensor.name} lies outside the file (truncated?)")
     if np.asarray(tensor.data).nbytes != expected:
         raise ModelError(f"{path}: tensor {tensor.name} is cut short (truncated file)")
-
-
-_READABLE = {"F32", "F16", "BF16", "Q8_0", "Q4_0", "I8", "I16", "I32", "I64"}
