@@ -17,24 +17,54 @@ import polyasr
 from polyasr.audio import load_audio
 from polyasr.cli import main
 from polyasr.errors import ModelError
-from polyasr.metrics import wer
-from polyasr.models.gguf import dequantize, read_gguf, write_gguf
+from polyasr.metrics import agreement, wer
+from polyasr.models.gguf import QUANTIZED, dequantize, int8_matrix, quantize, read_gguf, write_gguf
+from polyasr.models.quantized import Int8Matrix, int8_kernels
 from polyasr.registry import read_checkpoint
 
 GOLDEN = Path(__file__).parent / "golden"
 JFK = "And so, my fellow Americans, ask not what your country can do for you, ask what you can do for your country."  # noqa: E501
 
 
-@pytest.mark.parametrize("kind", ["Q8_0", "Q4_0"])
+@pytest.mark.parametrize("kind", ["Q8_0", "Q4_0", "Q4_K"])
 def test_blocks_dequantize_exactly_as_the_gguf_reference(kind):
+    """Our blocks read by gguf's own reference dequantizer give our values, and they are
+    close to the input (each element within a fraction of its block's range)."""
     qtype = gguf.GGMLQuantizationType[kind]
-    x = np.random.default_rng(0).standard_normal((48, 256)).astype(np.float32) * 3
-    x[0, :32] = 0.0  # an all-zero block (scale 0)
-    blocks = gguf.quants.quantize(x, qtype)
-    ours = dequantize(blocks, kind, (48, 256))
+    x = np.random.default_rng(0).standard_normal((48, 512)).astype(np.float32) * 3
+    x[0, :256] = 0.0  # all-zero blocks (scale 0)
+    x[1] = np.abs(x[1])  # no negative weight (Q4_K's min is 0)
+    x[2] *= 1e-3
+    blocks = quantize(torch.from_numpy(x), kind)
+    assert blocks.nbytes == 48 * 512 // gguf.GGML_QUANT_SIZES[qtype][0] * QUANTIZED[kind]
+    ours = dequantize(blocks, kind, (48, 512))
     reference = gguf.quants.dequantize(blocks, qtype)
     assert torch.equal(ours, torch.from_numpy(reference))
-    assert ours.abs().sub(torch.from_numpy(x).abs()).abs().max() <= np.abs(x).max() / 7
+    error = (ours - torch.from_numpy(x)).abs().amax(dim=1)
+    bound = {"Q8_0": 1 / 254, "Q4_0": 1 / 8, "Q4_K": 1 / 6}[kind] * 1.01
+    assert bool((error <= torch.from_numpy(np.abs(x)).amax(dim=1) * bound + 1e-7).all())
+
+
+def test_gguf_reference_q4_0_blocks_read_identically():
+    """Blocks from gguf's own Q4_0 quantizer dequantize to its values."""
+    x = np.random.default_rng(1).standard_normal((8, 256)).astype(np.float32)
+    blocks = gguf.quants.quantize(x, gguf.GGMLQuantizationType.Q4_0)
+    reference = gguf.quants.dequantize(blocks, gguf.GGMLQuantizationType.Q4_0)
+    assert torch.equal(dequantize(blocks, "Q4_0", (8, 256)), torch.from_numpy(reference))
+
+
+def test_q8_0_rows_run_exactly_the_stored_values():
+    """polyasr's Q8_0 gives a row's blocks one scale, so the int8 kernels' weights are the
+    file's exactly; Q8_0 with per-block scales (another writer's) is rounded once more."""
+    x = torch.randn(64, 256)
+    ours = quantize(x, "Q8_0")
+    matrix = int8_matrix(ours, "Q8_0", (64, 256))
+    assert torch.equal(matrix.dequantize(), dequantize(ours, "Q8_0", (64, 256)))
+    per_block = gguf.quants.quantize(x.numpy(), gguf.GGMLQuantizationType.Q8_0)
+    matrix = int8_matrix(per_block, "Q8_0", (64, 256))
+    stored = dequantize(per_block, "Q8_0", (64, 256))
+    assert not torch.equal(matrix.dequantize(), stored)
+    assert float((matrix.dequantize() - stored).norm() / stored.norm()) < 0.01
 
 
 def golden_source(name: str, tmp_path_factory) -> Path:
@@ -50,31 +80,39 @@ def test_quantized_weights_stay_close_to_the_originals(tmp_path):
     """Relative error of every quantized matrix of a real-structure checkpoint."""
     _, checkpoint = read_checkpoint(GOLDEN / "parakeet-tdt-tiny")
     worst = {}
-    for qtype in ("q8_0", "q4_0"):
+    for qtype in ("q8_0", "q4_0", "q4_k"):
         path = tmp_path / f"p.{qtype}.gguf"
         write_gguf(checkpoint, qtype, path)
-        again = read_gguf(path).state
-        worst[qtype] = max(
-            float((again[k].float() - v.float()).norm() / v.float().norm())
-            for k, v in checkpoint.state.items()
-            if v.is_floating_point() and v.norm() > 0
-        )
-    assert worst["q8_0"] < 0.01 and worst["q4_0"] < 0.15, worst
+        for quantized in (False, True):
+            again = read_gguf(path, quantized=quantized).state
+            worst[qtype, quantized] = max(
+                float((dense(again[k]) - v.float()).norm() / v.float().norm())
+                for k, v in checkpoint.state.items()
+                if v.is_floating_point() and v.norm() > 0
+            )
+        assert any(isinstance(t, Int8Matrix) for t in again.values()) == int8_kernels()
+    assert worst["q8_0", False] == worst["q8_0", True] < 0.01, worst
+    assert max(worst["q4_0", True], worst["q4_k", True]) < 0.15, worst
+
+
+def dense(tensor: torch.Tensor | Int8Matrix) -> torch.Tensor:
+    return tensor.dequantize() if isinstance(tensor, Int8Matrix) else tensor.float()
 
 
 @pytest.mark.parametrize(
     "name", ["gigaam-v3-ctc", "gigaam-v3-e2e-rnnt", "parakeet-tdt-tiny", "qwen3-asr-tiny"]
 )
 def test_every_family_runs_from_a_gguf_file(name, tmp_path, tmp_path_factory):
-    """f16 gives fp32's text; Q8_0 too, except that the untrained Parakeet fixture, whose
-    joint has near-ties, drifts after a while (its first 20 % agrees). Q4_0 is checked on
+    """f16 gives fp32's text; Q8_0 (run by the int8 kernels) nearly: the untrained fixtures
+    have near-ties that the int8 rounding tips (Parakeet's joint is all near-ties: once one
+    tips, its decoding drifts; 0.44 of its characters agree). The 4-bit types are checked on
     real weights (whisper-base, below)."""
     source = golden_source(name, tmp_path_factory)
     samples = load_audio(shared_path("data", "en", "jfk.16k.flac")).mono()[: 16000 * 8]
     reference = polyasr.load(source, device="cpu").transcribe(samples, vad=False).text
     family, checkpoint = read_checkpoint(source)
     texts = {}
-    for qtype in ("f16", "q8_0", "q4_0"):
+    for qtype in ("f16", "q8_0", "q4_0", "q4_k"):
         path = tmp_path / f"{name}.{qtype}.gguf"
         write_gguf(checkpoint, qtype, path, name)
         model = polyasr.load(path, device="cpu")
@@ -84,11 +122,8 @@ def test_every_family_runs_from_a_gguf_file(name, tmp_path, tmp_path_factory):
         assert again.assets == checkpoint.assets and again.config == checkpoint.config
         assert set(again.state) == set(checkpoint.state)
     assert texts["f16"] == reference
-    if name == "parakeet-tdt-tiny":
-        head = len(reference) // 5
-        assert texts["q8_0"][:head] == reference[:head]
-    else:
-        assert texts["q8_0"] == reference
+    lowest = 0.3 if name == "parakeet-tdt-tiny" else 0.95
+    assert agreement(reference, texts["q8_0"]) >= lowest
 
 
 def test_whisper_base_quantized_keeps_its_words(tmp_path):

@@ -620,7 +620,7 @@ def bench(
 @click.argument("model")
 @click.option(
     "--qtype",
-    type=click.Choice(["q8_0", "q4_0", "f16", "f32"]),
+    type=click.Choice(["q8_0", "q4_0", "q4_k", "f16", "f32"]),
     default="q8_0",
     show_default=True,
     help="Type of the large weight matrices (norms and biases stay f32, small matrices f16).",

@@ -38,3 +38,11 @@ def wer(references: list[str] | str, hypotheses: list[str] | str) -> float:
         edits += edit_distance(r, h)
         words += len(r)
     return edits / max(words, 1)
+
+
+def agreement(reference: str, hypothesis: str) -> float:
+    """How much of `reference` a hypothesis keeps, by characters: 1 - CER, at least 0. Tells a
+    quantized model's output from its full-precision one's (same tokenizer, same text)."""
+    if not reference:
+        return float(not hypothesis)
+    return max(0.0, 1 - edit_distance(list(reference), list(hypothesis)) / len(reference))

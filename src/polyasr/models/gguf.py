@@ -1,14 +1,20 @@
 """One self-contained GGUF file for a model of any family: its family, full config, other files
-(tokenizer) and weights, the large matrices quantized (Q8_0, Q4_0) or in f16.
+(tokenizer) and weights, the large matrices quantized (Q8_0, Q4_0, Q4_K) or in f16.
 
 Written from a family's `Checkpoint` and read back into one, so the family's own `build` (and
 the shared `materialize`) make the model as from its published files. GGUF files are untrusted
 input: every tensor's type, shape, offset and size are checked against the file before use.
-Quantized weights are dequantized as they are read (GGUF's block formats, ggml-common.h)."""
+
+The blocks are ggml's (ggml-common.h). polyasr's Q8_0 writer gives all blocks of a row the
+same scale (the row's largest magnitude / 127): any GGUF reader sees ordinary Q8_0, and the
+int8 kernels, which take one scale per row, run exactly the stored values (`Int8Matrix`).
+Q8_0 with scales per block (other writers) and the 4-bit types are rounded to per-row int8
+as they are read."""
 
 from __future__ import annotations
 
 import json
+import mmap
 import os
 import tempfile
 from pathlib import Path
@@ -19,20 +25,27 @@ import torch
 
 from ..errors import ModelError
 from .checkpoint import Checkpoint
+from .quantized import Int8Matrix, int8_kernels
 
 MAGIC = b"GGUF"
 ARCH = "polyasr"
 ASSET = "asset:"
 """Name prefix of the tensors that hold the model's other files as bytes."""
-QTYPES = ("q8_0", "q4_0", "f16", "f32")
+QTYPES = ("q8_0", "q4_0", "q4_k", "f16", "f32")
 BLOCK = 32
+SUPER_BLOCK = 256
+"""Q4_K's block: 8 sub-blocks of 32 weights."""
 MIN_QUANTIZED = 4096
 """Matrices smaller than this stay in f16: quantizing them saves nothing worth the error."""
 KEEP_PRECISION = {"qwen3-asr": ("audio_tower.",)}
 """Weights that stay in f16 whatever the type asked for (the Qwen3-ASR audio encoder: the
 seed measured its quantization hurting accuracy)."""
+NEVER_QUANTIZED = ("preprocessor.",)
+"""Tensors that are no layer's weights (mel filterbanks, windows) keep their precision."""
 MAX_ELEMENTS = 1 << 36
-READABLE = {"F32", "F16", "BF16", "Q8_0", "Q4_0", "I8", "I16", "I32", "I64"}
+QUANTIZED = {"Q8_0": 34, "Q4_0": 18, "Q4_K": 144}
+"""Block types this reader knows, with their bytes per block."""
+READABLE = {"F32", "F16", "BF16", "I8", "I16", "I32", "I64", *QUANTIZED}
 """Tensor types this reader turns into weights."""
 
 
@@ -42,6 +55,11 @@ def is_gguf(path: Path) -> bool:
         return False
     with open(path, "rb") as handle:
         return handle.read(4) == MAGIC
+
+
+def is_layer_weight(name: str) -> bool:
+    """Whether tensor `name` is a layer's weight matrix (what may be quantized)."""
+    return name.endswith(".weight") and not name.startswith(NEVER_QUANTIZED)
 
 
 def _kind(qtype: str, family: str, name: str, tensor: torch.Tensor):
@@ -54,15 +72,18 @@ def _kind(qtype: str, family: str, name: str, tensor: torch.Tensor):
         return T.F32  # norms, biases, scalars
     matrix = tensor.dim() == 2 or (tensor.dim() == 3 and tensor.shape[-1] == 1)
     quantizable = (
-        qtype in ("q8_0", "q4_0")
+        qtype in ("q8_0", "q4_0", "q4_k")
         and matrix
+        and is_layer_weight(name)
         and tensor.numel() >= MIN_QUANTIZED
         and tensor.shape[1] % BLOCK == 0
         and not name.startswith(KEEP_PRECISION.get(family, ()))
     )
-    if quantizable:
-        return T.Q8_0 if qtype == "q8_0" else T.Q4_0
-    return T.F16
+    if not quantizable:
+        return T.F16
+    if qtype == "q4_k":  # rows that do not fill super-blocks fall back to Q4_0, as in ggml
+        return T.Q4_K if tensor.shape[1] % SUPER_BLOCK == 0 else T.Q4_0
+    return T.Q8_0 if qtype == "q8_0" else T.Q4_0
 
 
 def write_gguf(checkpoint: Checkpoint, qtype: str, output: Path, name: str = "") -> dict[str, int]:
@@ -94,12 +115,11 @@ def write_gguf(checkpoint: Checkpoint, qtype: str, output: Path, name: str = "")
             kind = _kind(qtype, checkpoint.family, key, tensor)
             counts[kind.name] = counts.get(kind.name, 0) + 1
             array = tensor.detach().cpu()
-            if kind in (gguf.GGMLQuantizationType.Q8_0, gguf.GGMLQuantizationType.Q4_0):
-                matrix = array.float().reshape(array.shape[0], -1).numpy()
-                if matrix.shape != tuple(array.shape):  # a kernel-1 convolution [out, in, 1]
+            if kind.name in QUANTIZED:
+                matrix = array.float().reshape(array.shape[0], -1)
+                if matrix.shape != array.shape:  # a kernel-1 convolution [out, in, 1]
                     shapes[key] = list(array.shape)
-                data = gguf.quants.quantize(matrix, kind)
-                writer.add_tensor(key, data, raw_dtype=kind)
+                writer.add_tensor(key, quantize(matrix, kind.name), raw_dtype=kind)
             elif kind == gguf.GGMLQuantizationType.F16:
                 writer.add_tensor(key, array.half().numpy())
             elif kind == gguf.GGMLQuantizationType.F32:
@@ -118,12 +138,67 @@ def write_gguf(checkpoint: Checkpoint, qtype: str, output: Path, name: str = "")
     return counts
 
 
+def quantize(matrix: torch.Tensor, kind: str) -> np.ndarray:
+    """A float matrix [rows, n] as GGUF blocks (uint8 [rows, bytes]) of type `kind`."""
+    if kind == "Q8_0":
+        return _quantize_q8_0(matrix)
+    if kind == "Q4_K":
+        return _quantize_q4_k(matrix)
+    import gguf
+
+    return gguf.quants.quantize(matrix.numpy(), gguf.GGMLQuantizationType.Q4_0)
+
+
+def _quantize_q8_0(matrix: torch.Tensor) -> np.ndarray:
+    """Q8_0 blocks (fp16 scale d, 32 int8 q, x = d q) with one scale per row."""
+    rows = matrix.shape[0]
+    scale = (matrix.abs().amax(dim=1) / 127).half()
+    safe = torch.where(scale > 0, scale.float(), 1.0)[:, None]
+    values = torch.round(matrix / safe).clamp_(-127, 127).to(torch.int8).reshape(rows, -1, BLOCK)
+    scales = scale[:, None, None].expand(rows, values.shape[1], 1).contiguous()
+    return (
+        torch.cat([scales.view(torch.int8), values], dim=2)
+        .view(torch.uint8)
+        .reshape(rows, -1)
+        .numpy()
+    )
+
+
+def _quantize_q4_k(matrix: torch.Tensor) -> np.ndarray:
+    """Q4_K super-blocks: fp16 d and dmin, 6-bit scale sc and min m per 32 weights, 4-bit q;
+    x = d sc q - dmin m. Each sub-block's range [min(0, lo), hi] is spread over q = 0..15."""
+    rows = matrix.shape[0]
+    x = matrix.reshape(rows, -1, 8, BLOCK)  # [rows, super-blocks, sub-blocks, 32]
+    low = x.amin(dim=-1).clamp(max=0)
+    step, offset = (x.amax(dim=-1) - low) / 15, -low
+    d = (step.amax(dim=-1) / 63).half()
+    dmin = (offset.amax(dim=-1) / 63).half()
+    sc = torch.round(step / torch.where(d > 0, d.float(), 1.0)[..., None]).clamp_(0, 63)
+    m = torch.round(offset / torch.where(dmin > 0, dmin.float(), 1.0)[..., None]).clamp_(0, 63)
+    unit = (d.float()[..., None] * sc)[..., None]
+    q = torch.round((x + (dmin.float()[..., None] * m)[..., None]) / torch.where(unit > 0, unit, 1))
+    q = q.clamp_(0, 15).to(torch.uint8).reshape(*x.shape[:2], 4, 2, BLOCK)
+    qs = (q[:, :, :, 0] | (q[:, :, :, 1] << 4)).reshape(*x.shape[:2], 128)
+    sc, m = sc.to(torch.uint8), m.to(torch.uint8)
+    packed = torch.cat(
+        [
+            sc[..., :4] | ((sc[..., 4:] >> 4) << 6),
+            m[..., :4] | ((m[..., 4:] >> 4) << 6),
+            (sc[..., 4:] & 0xF) | ((m[..., 4:] & 0xF) << 4),
+        ],
+        dim=-1,
+    )
+    header = torch.stack([d, dmin], dim=-1).view(torch.uint8)
+    return torch.cat([header, packed, qs], dim=-1).reshape(rows, -1).numpy()
+
+
 def dequantize(blocks: np.ndarray, kind: str, shape: tuple[int, ...]) -> torch.Tensor:
-    """Q8_0 or Q4_0 blocks (uint8 [rows, bytes]) as float32 `shape`: Q8_0 is an fp16 scale d
-    and 32 int8 q (x = d q); Q4_0 an fp16 scale d and 16 bytes, element j in the low nibble of
-    byte j and j + 16 in the high nibble (x = d (q - 8))."""
-    size = 34 if kind == "Q8_0" else 18
-    raw = torch.from_numpy(np.array(blocks, dtype=np.uint8).reshape(-1, size))
+    """Q8_0, Q4_0 or Q4_K blocks (uint8 [rows, bytes]) as float32 `shape`: Q8_0 is an fp16
+    scale d and 32 int8 q (x = d q); Q4_0 an fp16 scale d and 16 bytes, element j in the low
+    nibble of byte j and j + 16 in the high nibble (x = d (q - 8)); Q4_K see `_quantize_q4_k`."""
+    raw = torch.from_numpy(np.array(blocks, dtype=np.uint8).reshape(-1, QUANTIZED[kind]))
+    if kind == "Q4_K":
+        return _dequantize_q4_k(raw).reshape(shape)
     scale = raw[:, :2].contiguous().view(torch.float16).float()
     if kind == "Q8_0":
         values = raw[:, 2:].contiguous().view(torch.int8).float()
@@ -133,9 +208,38 @@ def dequantize(blocks: np.ndarray, kind: str, shape: tuple[int, ...]) -> torch.T
     return (values * scale).reshape(shape)
 
 
-def read_gguf(path: Path) -> Checkpoint:
+def _dequantize_q4_k(raw: torch.Tensor) -> torch.Tensor:
+    """Q4_K super-blocks (uint8 [n, 144]) as float32 [n, 256] (ggml's get_scale_min_k4)."""
+    d, dmin = raw[:, :4].contiguous().view(torch.float16).float().unbind(dim=1)
+    s = raw[:, 4:16].to(torch.int16)
+    sc = torch.cat([s[:, :4] & 63, (s[:, 8:] & 0xF) | ((s[:, :4] >> 6) << 4)], dim=1)
+    m = torch.cat([s[:, 4:8] & 63, (s[:, 8:] >> 4) | ((s[:, 4:8] >> 6) << 4)], dim=1)
+    qs = raw[:, 16:].to(torch.int16).reshape(-1, 4, 1, BLOCK)
+    q = torch.cat([qs & 0xF, qs >> 4], dim=2).reshape(-1, 8, BLOCK).float()
+    x = (d[:, None] * sc)[..., None] * q - (dmin[:, None] * m)[..., None]
+    return x.reshape(-1, SUPER_BLOCK)
+
+
+def int8_matrix(blocks: np.ndarray, kind: str, shape: tuple[int, ...]) -> Int8Matrix:
+    """A quantized tensor as int8 rows: Q8_0 whose blocks share their row's scale exactly,
+    anything else rounded once more, per row."""
+    rows = shape[0]
+    if kind == "Q8_0":
+        raw = torch.from_numpy(np.array(blocks, dtype=np.uint8).reshape(rows, -1, 34))
+        scales = raw[:, :, :2].contiguous().view(torch.float16)[..., 0]
+        if bool((scales == scales[:, :1]).all()):
+            values = raw[:, :, 2:].contiguous().view(torch.int8).reshape(rows, -1)
+            return Int8Matrix(values, scales[:, 0].float(), shape)
+    return Int8Matrix.quantize(dequantize(blocks, kind, shape))
+
+
+def read_gguf(path: Path, quantized: bool = True) -> Checkpoint:
     """The `Checkpoint` stored in a polyasr GGUF file; one-line `ModelError` for a file that is
-    truncated, malformed, hostile or not polyasr's."""
+    truncated, malformed, hostile or not polyasr's. With `quantized` (and int8 kernels in
+    this torch), quantized tensors come as `Int8Matrix`, otherwise dequantized to float32.
+
+    The file is memory-mapped; each tensor's pages are given back once it is copied out, so
+    that reading adds one copy of the weights to memory, not two."""
     import gguf
 
     path = Path(path)
@@ -168,14 +272,28 @@ def read_gguf(path: Path) -> Checkpoint:
         kind = tensor.tensor_type.name
         if tensor.name.startswith(ASSET):
             assets[tensor.name[len(ASSET) :]] = np.asarray(tensor.data).tobytes()
-        elif kind in ("Q8_0", "Q4_0"):
+        elif kind in QUANTIZED:
             stored = reshaped.get(tensor.name, shape)
             if int(np.prod(stored)) != int(np.prod(shape)):
                 raise ModelError(f"{path}: tensor {tensor.name} has a wrong shape record")
-            state[tensor.name] = dequantize(np.asarray(tensor.data), kind, tuple(stored))
+            if quantized and int8_kernels() and is_layer_weight(tensor.name):
+                state[tensor.name] = int8_matrix(tensor.data, kind, tuple(stored))
+            else:
+                state[tensor.name] = dequantize(tensor.data, kind, tuple(stored))
         else:
             state[tensor.name] = torch.from_numpy(np.array(tensor.data).reshape(shape))
+        _release(reader.data, int(tensor.data_offset), int(tensor.n_bytes))
     return Checkpoint(family, config, state, assets, str(path))
+
+
+def _release(data: np.memmap, start: int, length: int) -> None:
+    """Drop the mapped pages of bytes [start, start + length) from this process's memory
+    (the file stays in the page cache; a later read maps them again)."""
+    handle = getattr(data, "_mmap", None)
+    if handle is None or not hasattr(mmap, "MADV_DONTNEED"):
+        return
+    first = start - start % mmap.PAGESIZE
+    handle.madvise(mmap.MADV_DONTNEED, first, start + length - first)
 
 
 def _check(path: Path, size: int, tensor: Any, shape: tuple[int, ...]) -> None:

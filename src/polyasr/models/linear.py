@@ -7,18 +7,23 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .quantized import Int8Matrix
+
 LARGE = 2**21
 """Weights from this many elements (8 MB in fp32) on are read from memory, not from cache."""
 
 
-def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
-    """x [..., in] @ weight [out, in] (or a kernel-1 conv weight [out, in, 1]) + bias.
+def linear(x: Tensor, weight: Tensor | Int8Matrix, bias: Tensor | None = None) -> Tensor:
+    """x [..., in] @ weight [out, in] (or a kernel-1 conv weight [out, in, 1]) + bias; an
+    `Int8Matrix` weight runs on the int8 kernels.
 
     On CPU, 4-64 rows (batched decoding steps) times a large matrix (a Qwen3 layer's, read from
     memory) run up to twice as fast with the weight as the left operand (MKL packs the big
     matrix otherwise); small, cache-resident matrices (whisper-base) and other shapes are
     fastest as F.linear.
     """
+    if isinstance(weight, Int8Matrix):
+        return weight.matmul(x, bias)
     if weight.dim() == 3:
         weight = weight.flatten(1)
     rows = x.numel() // x.shape[-1]
@@ -51,7 +56,7 @@ class PointwiseConv1d(Linear):
         self.weight = nn.Parameter(self.weight.detach()[..., None])
 
 
-def embedding_logits(hidden: Tensor, embedding: Tensor) -> Tensor:
+def embedding_logits(hidden: Tensor, embedding: Tensor | Int8Matrix) -> Tensor:
     """Scores of every token for `hidden` [..., d] against the (tied) embedding [vocab, d],
     in float32 whatever the compute dtype."""
     return linear(hidden, embedding).float()
@@ -63,3 +68,8 @@ class Embedding(nn.Embedding):
 
     def reset_parameters(self) -> None:
         return None
+
+    def forward(self, ids: Tensor) -> Tensor:
+        if isinstance(self.weight, Int8Matrix):
+            return self.weight[ids]
+        return super().forward(ids)

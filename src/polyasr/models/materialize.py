@@ -9,13 +9,15 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import ModelError
+from .linear import Embedding, Linear
+from .quantized import Int8Matrix, int8_kernels
 
 M = TypeVar("M", bound=nn.Module)
 
 
 def materialize(
     build: Callable[[], M],
-    state: dict[str, Tensor],
+    state: dict[str, Tensor | Int8Matrix],
     device: torch.device,
     dtype: torch.dtype,
     what: str,
@@ -24,7 +26,10 @@ def materialize(
     tensors with their shapes, then move them one by one to `device` (floating point ones to
     `dtype`) and assign them: no second copy of the weights. `state` is consumed. Returns the
     module in eval mode without gradients; a mismatch is one `ModelError` line about `what`
-    (a plural such as "the weights in DIR")."""
+    (a plural such as "the weights in DIR").
+
+    `Int8Matrix` weights stay quantized where the int8 kernels can run them (the weight of a
+    `Linear` or an `Embedding` on CPU); elsewhere they are dequantized to `dtype`."""
     try:
         with torch.device("meta"):
             module = build()
@@ -50,6 +55,34 @@ def materialize(
             )
     for key in list(state):
         tensor = state.pop(key)
+        if isinstance(tensor, Int8Matrix):
+            if _keep_quantized(module, key, device):
+                _set_quantized(module, key, tensor)
+                continue
+            tensor = tensor.dequantize()
         state[key] = tensor.to(device, dtype if tensor.is_floating_point() else None).contiguous()
     module.load_state_dict(state, assign=True)
     return module.eval().requires_grad_(False)
+
+
+def _keep_quantized(module: nn.Module, key: str, device: torch.device) -> bool:
+    """Whether the int8 kernels can run weight `key` where it will live."""
+    owner_name, _, name = key.rpartition(".")
+    owner = module.get_submodule(owner_name)
+    return (
+        name == "weight"
+        and isinstance(owner, (Linear, Embedding))
+        and torch.device(device).type == "cpu"
+        and int8_kernels()
+    )
+
+
+def _set_quantized(module: nn.Module, key: str, matrix: Int8Matrix) -> None:
+    """Put `matrix` in place of the parameter `key`; a `Linear`'s int8 values are packed for
+    the kernel now and dropped (an `Embedding` keeps them for its row lookups)."""
+    owner_name, _, name = key.rpartition(".")
+    owner = module.get_submodule(owner_name)
+    owner._parameters.pop(name)
+    if isinstance(owner, Linear):
+        matrix.release_values()
+    setattr(owner, name, matrix)
