@@ -3,7 +3,7 @@
 Every engine transcribes the same audio with the same whisper-base weights in its own
 subprocess, so load time, cold start and peak RSS are per engine. Run from the bench venv:
 
-    python benchmarks/whisper_cpu.py [--engines polyasr,transformers] [--threads 2]
+    python benchmarks/whisper_cpu.py [--engines polyasr,polyasr-q8_0,faster-whisper-int8] [--threads 2]
 """
 
 from __future__ import annotations
@@ -50,9 +50,10 @@ class Result:
 # --- engines (each runs inside its worker process; heavy imports stay local) ---------------
 
 
-def _polyasr(vad: bool) -> Callable[[Path, Path, int, Path], Callable[[], str]]:
+def _polyasr(vad: bool, qtype: str = "") -> Callable[[Path, Path, int, Path], Callable[[], str]]:
     """polyasr greedy fp32: sequential 30 s windows like the peers (vad=False), or the default
-    pipeline (Silero VAD pieces decoded in batches)."""
+    pipeline (Silero VAD pieces decoded in batches); with `qtype`, from a GGUF file of that
+    type (made once in the cache), its matrices run by the int8 kernels."""
 
     def run(model_dir: Path, audio: Path, threads: int, cache: Path) -> Callable[[], str]:
         import torch
@@ -60,7 +61,8 @@ def _polyasr(vad: bool) -> Callable[[Path, Path, int, Path], Callable[[], str]]:
         import polyasr
 
         torch.set_num_threads(threads)
-        model = polyasr.load(str(model_dir), device="cpu", dtype="float32")
+        source = gguf_file(model_dir, cache, qtype) if qtype else model_dir
+        model = polyasr.load(str(source), device="cpu", dtype="float32")
         options = polyasr.TranscribeOptions(language="en", beam_size=1, vad=vad)
         return lambda: model.transcribe(str(audio), options).text
 
@@ -154,6 +156,8 @@ def run_openai_whisper(
 ENGINES: dict[str, Callable[[Path, Path, int, Path], Callable[[], str]]] = {
     "polyasr": _polyasr(vad=False),
     "polyasr-vad": _polyasr(vad=True),
+    "polyasr-q8_0": _polyasr(vad=False, qtype="q8_0"),
+    "polyasr-q4_0": _polyasr(vad=False, qtype="q4_0"),
     "transformers": run_transformers,
     "faster-whisper-fp32": _faster_whisper("float32"),
     "faster-whisper-int8": _faster_whisper("int8"),
@@ -199,6 +203,18 @@ def ct2_model_dir(model_dir: Path, cache: Path) -> Path:
             str(model_dir), copy_files=["tokenizer.json", "preprocessor_config.json"]
         )
         converter.convert(str(out), quantization="float32", force=True)
+    return out
+
+
+def gguf_file(model_dir: Path, cache: Path, qtype: str) -> Path:
+    """`polyasr quantize`'s GGUF file of model_dir, made once and kept in cache."""
+    out = cache / f"{model_dir.name}.{qtype}.gguf"
+    if not out.exists():
+        from polyasr.cli import main
+
+        cache.mkdir(parents=True, exist_ok=True)
+        if main(["quantize", str(model_dir), "--qtype", qtype, "-o", str(out)]):
+            raise RuntimeError(f"polyasr quantize {qtype} failed")
     return out
 
 
@@ -360,7 +376,7 @@ def main() -> None:
     parser.add_argument(
         "--repeat", type=int, default=3, help="rounds over all engines (order rotates)"
     )
-    parser.add_argument("--cache-dir", type=Path, default=default_cache, help="CTranslate2 model")
+    parser.add_argument("--cache-dir", type=Path, default=default_cache, help="converted models")
     parser.add_argument("--print-text", action="store_true", help="also print each hypothesis")
     parser.add_argument("--worker", choices=list(ENGINES), help=argparse.SUPPRESS)
     parser.add_argument("--launched-at", type=float, default=time.time(), help=argparse.SUPPRESS)
@@ -376,6 +392,9 @@ def main() -> None:
         parser.error("--audio and --reference go together")
     if any(e.startswith("faster-whisper") for e in engines):
         ct2_model_dir(args.model, args.cache_dir)  # convert before timing anything
+    for engine in engines:
+        if engine.startswith("polyasr-q"):
+            gguf_file(args.model, args.cache_dir, engine.removeprefix("polyasr-"))
 
     if args.audio:
         from polyasr.audio import load_audio
