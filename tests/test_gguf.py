@@ -19,7 +19,7 @@ from polyasr.cli import main
 from polyasr.errors import ModelError
 from polyasr.metrics import agreement, wer
 from polyasr.models.gguf import QUANTIZED, dequantize, int8_matrix, quantize, read_gguf, write_gguf
-from polyasr.models.quantized import Int8Matrix, int8_kernels
+from polyasr.models.quantized import Int8Matrix, PackedMatrix, packed_kernels
 from polyasr.registry import read_checkpoint
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -90,13 +90,13 @@ def test_quantized_weights_stay_close_to_the_originals(tmp_path):
                 for k, v in checkpoint.state.items()
                 if v.is_floating_point() and v.norm() > 0
             )
-        assert any(isinstance(t, Int8Matrix) for t in again.values()) == int8_kernels()
+        assert any(isinstance(t, Int8Matrix) for t in again.values()) == packed_kernels()
     assert worst["q8_0", False] == worst["q8_0", True] < 0.01, worst
     assert max(worst["q4_0", True], worst["q4_k", True]) < 0.15, worst
 
 
-def dense(tensor: torch.Tensor | Int8Matrix) -> torch.Tensor:
-    return tensor.dequantize() if isinstance(tensor, Int8Matrix) else tensor.float()
+def dense(tensor: torch.Tensor | PackedMatrix) -> torch.Tensor:
+    return tensor.dequantize() if isinstance(tensor, PackedMatrix) else tensor.float()
 
 
 @pytest.mark.parametrize(

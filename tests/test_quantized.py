@@ -9,9 +9,9 @@ from torch import nn
 
 from polyasr.models.linear import Embedding, Linear, PointwiseConv1d, linear
 from polyasr.models.materialize import materialize
-from polyasr.models.quantized import Int8Matrix, int8_kernels
+from polyasr.models.quantized import Float16Matrix, Int8Matrix, packed_kernels
 
-needs_kernels = pytest.mark.skipif(not int8_kernels(), reason="this torch has no int8 kernels")
+needs_kernels = pytest.mark.skipif(not packed_kernels(), reason="this torch has no int8 kernels")
 
 
 def relative(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -91,3 +91,20 @@ def test_materialize_dequantizes_where_no_kernel_runs():
     assert isinstance(model.proj.weight, (Int8Matrix, nn.Parameter))
     if isinstance(model.proj.weight, nn.Parameter):
         assert model.proj.weight.dtype == torch.bfloat16
+
+
+@needs_kernels
+def test_float16_weights_stay_float16():
+    torch.manual_seed(0)
+    weight = (torch.randn(96, 64) * 0.1).half()
+    matrix = Float16Matrix(weight)
+    x = torch.randn(7, 64)
+    expected = x @ weight.float().T
+    assert relative(linear(x, matrix, torch.ones(96)), expected + 1) < 1e-3
+    matrix.release_values()
+    assert matrix.values.numel() == 0
+    assert relative(linear(x[0], matrix), expected[0]) < 1e-3
+    table = Float16Matrix(weight)
+    assert torch.equal(table[torch.tensor([5, 1])], weight[[5, 1]].float())
+    with pytest.raises(ValueError):
+        Float16Matrix(weight.float())

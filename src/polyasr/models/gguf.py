@@ -25,7 +25,7 @@ import torch
 
 from ..errors import ModelError
 from .checkpoint import Checkpoint
-from .quantized import Int8Matrix, int8_kernels
+from .quantized import Float16Matrix, Int8Matrix, packed_kernels
 
 MAGIC = b"GGUF"
 ARCH = "polyasr"
@@ -235,8 +235,9 @@ def int8_matrix(blocks: np.ndarray, kind: str, shape: tuple[int, ...]) -> Int8Ma
 
 def read_gguf(path: Path, quantized: bool = True) -> Checkpoint:
     """The `Checkpoint` stored in a polyasr GGUF file; one-line `ModelError` for a file that is
-    truncated, malformed, hostile or not polyasr's. With `quantized` (and int8 kernels in
-    this torch), quantized tensors come as `Int8Matrix`, otherwise dequantized to float32.
+    truncated, malformed, hostile or not polyasr's. With `quantized` (and packed kernels in
+    this torch), quantized layer weights come as `Int8Matrix` and f16 ones as
+    `Float16Matrix`, to stay small in memory; otherwise as float32 and f16 tensors.
 
     The file is memory-mapped; each tensor's pages are given back once it is copied out, so
     that reading adds one copy of the weights to memory, not two."""
@@ -276,12 +277,14 @@ def read_gguf(path: Path, quantized: bool = True) -> Checkpoint:
             stored = reshaped.get(tensor.name, shape)
             if int(np.prod(stored)) != int(np.prod(shape)):
                 raise ModelError(f"{path}: tensor {tensor.name} has a wrong shape record")
-            if quantized and int8_kernels() and is_layer_weight(tensor.name):
+            if quantized and packed_kernels() and is_layer_weight(tensor.name):
                 state[tensor.name] = int8_matrix(tensor.data, kind, tuple(stored))
             else:
                 state[tensor.name] = dequantize(tensor.data, kind, tuple(stored))
         else:
             state[tensor.name] = torch.from_numpy(np.array(tensor.data).reshape(shape))
+            if kind == "F16" and quantized and packed_kernels() and is_layer_weight(tensor.name):
+                state[tensor.name] = Float16Matrix(state[tensor.name])
         _release(reader.data, int(tensor.data_offset), int(tensor.n_bytes))
     return Checkpoint(family, config, state, assets, str(path))
 

@@ -7,22 +7,22 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .quantized import Int8Matrix
+from .quantized import PackedMatrix
 
 LARGE = 2**21
 """Weights from this many elements (8 MB in fp32) on are read from memory, not from cache."""
 
 
-def linear(x: Tensor, weight: Tensor | Int8Matrix, bias: Tensor | None = None) -> Tensor:
-    """x [..., in] @ weight [out, in] (or a kernel-1 conv weight [out, in, 1]) + bias; an
-    `Int8Matrix` weight runs on the int8 kernels.
+def linear(x: Tensor, weight: Tensor | PackedMatrix, bias: Tensor | None = None) -> Tensor:
+    """x [..., in] @ weight [out, in] (or a kernel-1 conv weight [out, in, 1]) + bias; a
+    `PackedMatrix` weight (int8, fp16) runs on its packed kernel.
 
     On CPU, 4-64 rows (batched decoding steps) times a large matrix (a Qwen3 layer's, read from
     memory) run up to twice as fast with the weight as the left operand (MKL packs the big
     matrix otherwise); small, cache-resident matrices (whisper-base) and other shapes are
     fastest as F.linear.
     """
-    if isinstance(weight, Int8Matrix):
+    if isinstance(weight, PackedMatrix):
         return weight.matmul(x, bias)
     if weight.dim() == 3:
         weight = weight.flatten(1)
@@ -56,7 +56,7 @@ class PointwiseConv1d(Linear):
         self.weight = nn.Parameter(self.weight.detach()[..., None])
 
 
-def embedding_logits(hidden: Tensor, embedding: Tensor | Int8Matrix) -> Tensor:
+def embedding_logits(hidden: Tensor, embedding: Tensor | PackedMatrix) -> Tensor:
     """Scores of every token for `hidden` [..., d] against the (tied) embedding [vocab, d],
     in float32 whatever the compute dtype."""
     return linear(hidden, embedding).float()
@@ -70,6 +70,6 @@ class Embedding(nn.Embedding):
         return None
 
     def forward(self, ids: Tensor) -> Tensor:
-        if isinstance(self.weight, Int8Matrix):
+        if isinstance(self.weight, PackedMatrix):
             return self.weight[ids]
         return super().forward(ids)

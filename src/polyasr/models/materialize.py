@@ -10,14 +10,14 @@ from torch import Tensor, nn
 
 from ..errors import ModelError
 from .linear import Embedding, Linear
-from .quantized import Int8Matrix, int8_kernels
+from .quantized import PackedMatrix, packed_kernels
 
 M = TypeVar("M", bound=nn.Module)
 
 
 def materialize(
     build: Callable[[], M],
-    state: dict[str, Tensor | Int8Matrix],
+    state: dict[str, Tensor | PackedMatrix],
     device: torch.device,
     dtype: torch.dtype,
     what: str,
@@ -28,7 +28,7 @@ def materialize(
     module in eval mode without gradients; a mismatch is one `ModelError` line about `what`
     (a plural such as "the weights in DIR").
 
-    `Int8Matrix` weights stay quantized where the int8 kernels can run them (the weight of a
+    `PackedMatrix` weights (int8, fp16) stay so where their kernels can run them (the weight of a
     `Linear` or an `Embedding` on CPU); elsewhere they are dequantized to `dtype`."""
     try:
         with torch.device("meta"):
@@ -55,8 +55,8 @@ def materialize(
             )
     for key in list(state):
         tensor = state.pop(key)
-        if isinstance(tensor, Int8Matrix):
-            if _keep_quantized(module, key, device):
+        if isinstance(tensor, PackedMatrix):
+            if _keep_quantized(module, key, device, dtype):
                 _set_quantized(module, key, tensor)
                 continue
             tensor = tensor.dequantize()
@@ -65,21 +65,22 @@ def materialize(
     return module.eval().requires_grad_(False)
 
 
-def _keep_quantized(module: nn.Module, key: str, device: torch.device) -> bool:
-    """Whether the int8 kernels can run weight `key` where it will live."""
+def _keep_quantized(module: nn.Module, key: str, device: torch.device, dtype: torch.dtype) -> bool:
+    """Whether the packed kernels can run weight `key` where it will live."""
     owner_name, _, name = key.rpartition(".")
     owner = module.get_submodule(owner_name)
     return (
         name == "weight"
         and isinstance(owner, (Linear, Embedding))
         and torch.device(device).type == "cpu"
-        and int8_kernels()
+        and dtype == torch.float32
+        and packed_kernels()
     )
 
 
-def _set_quantized(module: nn.Module, key: str, matrix: Int8Matrix) -> None:
-    """Put `matrix` in place of the parameter `key`; a `Linear`'s int8 values are packed for
-    the kernel now and dropped (an `Embedding` keeps them for its row lookups)."""
+def _set_quantized(module: nn.Module, key: str, matrix: PackedMatrix) -> None:
+    """Put `matrix` in place of the parameter `key`; a `Linear`'s values are packed for the
+    kernel now and dropped (an `Embedding` keeps them for its row lookups)."""
     owner_name, _, name = key.rpartition(".")
     owner = module.get_submodule(owner_name)
     owner._parameters.pop(name)

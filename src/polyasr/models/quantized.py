@@ -1,17 +1,19 @@
-"""Weights kept quantized in memory and multiplied by int8 kernels.
+"""Weights kept small in memory (int8, fp16) and multiplied by the CPU's packed kernels.
 
 `Int8Matrix` is a matrix [out, in] as int8 values with one float32 scale per row: the layout
-of the CPU's int8 kernels (fbgemm / oneDNN through `torch.ops.quantized`), which quantize the
+of the CPU's int8 kernels (fbgemm through `torch.ops.quantized`), which quantize the
 activations on the fly, multiply in int8 and rescale. On this project's CPUs they are 1.5-8x
 faster than fp32 `F.linear` from a few rows on, and they read a quarter of the bytes, which
-is what memory-bound decoding steps wait for. `linear` (the one matrix-product seam) hands
-such a weight to `Int8Matrix.matmul`; `materialize` puts them in place of the parameters of
-`Linear` and `Embedding` modules.
+is what memory-bound decoding steps wait for. `Float16Matrix` keeps an f16 weight in f16
+(fbgemm's fp16 kernel, about fp32's speed at half its memory). `linear` (the one
+matrix-product seam) hands such a weight to its `matmul`; `materialize` puts them in place
+of the parameters of `Linear` and `Embedding` modules.
 """
 
 from __future__ import annotations
 
 import warnings
+from abc import ABC, abstractmethod
 from functools import cache
 
 import torch
@@ -32,39 +34,24 @@ def reduce_range() -> bool:
 
 
 @cache
-def int8_kernels() -> bool:
-    """Whether this torch build has the int8 dynamic linear kernels on CPU."""
+def packed_kernels() -> bool:
+    """Whether this torch build has fbgemm's int8 and fp16 dynamic linear kernels on CPU."""
     ops = torch.ops.quantized
-    return all(hasattr(ops, op) for op in ("linear_prepack", "linear_dynamic")) and any(
+    names = ("linear_prepack", "linear_dynamic", "linear_prepack_fp16", "linear_dynamic_fp16")
+    return all(hasattr(ops, op) for op in names) and any(
         engine in torch.backends.quantized.supported_engines for engine in ("x86", "fbgemm")
     )
 
 
-class Int8Matrix:
-    """A weight [out, in] (or a kernel-1 convolution's [out, in, 1]) as int8 values and one
-    float32 scale per row, x W^T computed by the int8 kernels. Rows can be looked up
-    (embeddings), dequantized, as `matrix[ids]`."""
+class PackedMatrix(ABC):
+    """A weight [out, in] (or a kernel-1 convolution's [out, in, 1]) that a packed CPU kernel
+    multiplies; its compact values are packed on first use (its own copy), and dropped by
+    `release_values` where no row is ever looked up. Computes in float32 on CPU."""
 
-    def __init__(self, values: Tensor, scales: Tensor, shape: tuple[int, ...] | None = None):
-        if values.dtype != torch.int8 or values.dim() != 2:
-            raise ValueError("Int8Matrix needs int8 values [out, in]")
-        if scales.shape != (values.shape[0],):
-            raise ValueError("Int8Matrix needs one scale per row")
-        self.values = values.contiguous()
-        self.scales = scales.float().contiguous()
-        self.shape = torch.Size(shape or values.shape)
-        self._packed: object | None = None
-
-    @classmethod
-    def quantize(cls, weight: Tensor) -> Int8Matrix:
-        """Symmetric per-row int8: scale = max |row| / 127."""
-        matrix = weight.detach().float().reshape(weight.shape[0], -1)
-        scales = matrix.abs().amax(dim=1).clamp_min(torch.finfo(torch.float32).tiny) / 127
-        values = torch.round(matrix / scales[:, None]).clamp_(-127, 127).to(torch.int8)
-        return cls(values, scales, tuple(weight.shape))
-
+    shape: torch.Size
     dtype = torch.float32
     device = torch.device("cpu")
+    _packed: object | None = None
 
     def dim(self) -> int:
         return len(self.shape)
@@ -75,31 +62,98 @@ class Int8Matrix:
     def is_floating_point(self) -> bool:
         return True
 
+    @abstractmethod
     def dequantize(self, dtype: torch.dtype = torch.float32) -> Tensor:
         """The weights as a dense tensor of the original shape."""
+
+    @abstractmethod
+    def __getitem__(self, index) -> Tensor:
+        """Rows as float32 (an embedding lookup)."""
+
+    @abstractmethod
+    def matmul(self, x: Tensor, bias: Tensor | None = None) -> Tensor:
+        """x [..., in] @ W^T (+ bias), in x's dtype."""
+
+    @abstractmethod
+    def _pack(self) -> object:
+        """The weights in the kernel's layout (a copy)."""
+
+    def packed(self) -> object:
+        """The weights in the kernel's own layout."""
+        if self._packed is None:
+            self._packed = self._pack()
+        return self._packed
+
+    def release_values(self) -> None:
+        """Pack now and drop the compact values (a weight that is never looked up by rows)."""
+        self.packed()
+        self.values = self.values.new_empty(0)
+
+
+class Float16Matrix(PackedMatrix):
+    """An f16 weight kept in f16, multiplied by fbgemm's fp16 kernel."""
+
+    def __init__(self, values: Tensor, shape: tuple[int, ...] | None = None):
+        if values.dtype != torch.float16:
+            raise ValueError("Float16Matrix needs float16 values")
+        self.values = values.reshape(values.shape[0], -1).contiguous()
+        self.shape = torch.Size(shape or values.shape)
+
+    def dequantize(self, dtype: torch.dtype = torch.float32) -> Tensor:
+        return self.values.to(dtype).reshape(self.shape)
+
+    def __getitem__(self, index) -> Tensor:
+        return self.values[index].float()
+
+    def matmul(self, x: Tensor, bias: Tensor | None = None) -> Tensor:
+        rows = x.float().reshape(-1, x.shape[-1])
+        y = torch.ops.quantized.linear_dynamic_fp16(rows, self.packed())
+        if bias is not None:
+            y = y.add_(bias)
+        return y.reshape(*x.shape[:-1], -1).to(x.dtype)
+
+    def _pack(self) -> object:
+        return torch.ops.quantized.linear_prepack_fp16(self.values.float(), None)
+
+
+class Int8Matrix(PackedMatrix):
+    """int8 values and one float32 scale per row, x W^T computed by the int8 kernels."""
+
+    def __init__(self, values: Tensor, scales: Tensor, shape: tuple[int, ...] | None = None):
+        if values.dtype != torch.int8 or values.dim() != 2:
+            raise ValueError("Int8Matrix needs int8 values [out, in]")
+        if scales.shape != (values.shape[0],):
+            raise ValueError("Int8Matrix needs one scale per row")
+        self.values = values.contiguous()
+        self.scales = scales.float().contiguous()
+        self.shape = torch.Size(shape or values.shape)
+
+    @classmethod
+    def quantize(cls, weight: Tensor) -> Int8Matrix:
+        """Symmetric per-row int8: scale = max |row| / 127."""
+        matrix = weight.detach().float().reshape(weight.shape[0], -1)
+        scales = matrix.abs().amax(dim=1).clamp_min(torch.finfo(torch.float32).tiny) / 127
+        values = torch.round(matrix / scales[:, None]).clamp_(-127, 127).to(torch.int8)
+        return cls(values, scales, tuple(weight.shape))
+
+    def dequantize(self, dtype: torch.dtype = torch.float32) -> Tensor:
         return (self.values.float() * self.scales[:, None]).to(dtype).reshape(self.shape)
 
     def __getitem__(self, index) -> Tensor:
-        """Dequantized rows (an embedding lookup)."""
         return self.values[index].float() * self.scales[index, None]
 
     def matmul(self, x: Tensor, bias: Tensor | None = None) -> Tensor:
-        """x [..., in] @ W^T (+ bias), in x's dtype.
-
-        The kernel quantizes its whole input with one scale; each row is first divided by
+        """The kernel quantizes its whole input with one scale; each row is first divided by
         its largest magnitude (and the result multiplied back), which makes that one scale
         fit every row: per-row activation scales, the difference between a fifth more
         words wrong and fp32's WER on whisper-base."""
-        if self._packed is None:
-            self._packed = self._pack()
         rows = x.float().reshape(-1, x.shape[-1])
         peak = rows.abs().amax(dim=-1, keepdim=True).clamp_min_(1e-30)
-        y = torch.ops.quantized.linear_dynamic(rows / peak, self._packed, reduce_range())
+        y = torch.ops.quantized.linear_dynamic(rows / peak, self.packed(), reduce_range())
         y = y.mul_(peak) if bias is None else torch.addcmul(bias, y, peak)
         return y.reshape(*x.shape[:-1], -1).to(x.dtype)
 
     def _pack(self) -> object:
-        """The weights in the kernel's own layout (its own copy, made on first use)."""
         rows = self.values.shape[0]
         with warnings.catch_warnings():  # quantized tensors are deprecated, the ops are not
             warnings.simplefilter("ignore")
@@ -107,9 +161,3 @@ class Int8Matrix:
                 self.values, self.scales.double(), torch.zeros(rows, dtype=torch.long), 0
             )
             return torch.ops.quantized.linear_prepack(weight, None)
-
-    def release_values(self) -> None:
-        """Pack now and drop the int8 values (a weight that is never looked up by rows)."""
-        if self._packed is None:
-            self._packed = self._pack()
-        self.values = torch.empty(0, dtype=torch.int8)
