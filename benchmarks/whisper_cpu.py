@@ -3,7 +3,7 @@
 Every engine transcribes the same audio with the same whisper-base weights in its own
 subprocess, so load time, cold start and peak RSS are per engine. Run from the bench venv:
 
-    python benchmarks/whisper_cpu.py [--engines polyasr,polyasr-q8_0,faster-whisper-int8] [--threads 2]
+    python benchmarks/whisper_cpu.py [--engines polyasr,polyasr-q8_0,faster-whisper-int8]
 """
 
 from __future__ import annotations
