@@ -159,9 +159,14 @@ def load(name_or_path: str | Path, device: str = "auto", dtype: Any = None) -> T
     None for the device's default (float16 on CUDA, float32 elsewhere). The result follows
     the `AsrModel` protocol; its `recognizer` is the family's model.
     """
+    from .devices import release_free_memory
+
     directory, name = resolve_directory(name_or_path)
     family, checkpoint = read_checkpoint(directory)
-    return Transcriber(family.build(checkpoint, device=device, dtype=dtype, name=name))
+    recognizer = family.build(checkpoint, device=device, dtype=dtype, name=name)
+    del checkpoint
+    release_free_memory()
+    return Transcriber(recognizer)
 
 
 def read_checkpoint(path: Path) -> tuple[Family, Checkpoint]:
