@@ -13,6 +13,15 @@ SHARED = Path(os.environ.get("POLYASR_SHARED", REPO.parent / "shared"))
 REQUIRE_SHARED = os.environ.get("POLYASR_REQUIRE_SHARED") == "1"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory):
+    """polyasr's cache (checkpoint copies, downloads) in a temp folder for the whole session,
+    its subprocesses included: the tests never write to the user's cache."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("POLYASR_CACHE", str(tmp_path_factory.mktemp("polyasr-cache")))
+        yield
+
+
 def shared_path(*parts: str) -> Path:
     """A path under the shared folder; skips (or fails in CI) when it is absent."""
     path = SHARED.joinpath(*parts)

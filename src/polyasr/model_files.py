@@ -46,11 +46,7 @@ def load_safetensors(directory: Path, stem: str = "model") -> dict[str, torch.Te
     if single.is_file():
         files = [single]
     elif index.is_file():
-        try:
-            weight_map = json.loads(index.read_text())["weight_map"]
-        except (OSError, json.JSONDecodeError, KeyError) as exc:
-            raise ModelError(f"cannot read the shard index {index}: {exc}") from exc
-        files = [directory / name for name in sorted(set(weight_map.values()))]
+        files = _shards(index)
         absent = [f.name for f in files if not f.is_file()]
         if absent:
             raise ModelError(f"missing weight shards in {directory}: {', '.join(absent)}")
@@ -63,3 +59,24 @@ def load_safetensors(directory: Path, stem: str = "model") -> dict[str, torch.Te
         except (SafetensorError, OSError, ValueError) as exc:
             raise ModelError(f"cannot read weights {file}: {exc}") from exc
     return state
+
+
+def _shards(index: Path) -> list[Path]:
+    """The weight files named by a shard index."""
+    try:
+        weight_map = json.loads(index.read_text())["weight_map"]
+        names = sorted(set(weight_map.values()))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ModelError(f"cannot read the shard index {index}: {exc}") from exc
+    return [index.parent / name for name in names]
+
+
+def safetensors_inputs(directory: Path, stem: str = "model") -> list[Path]:
+    """Every file `load_safetensors` may read, present or not: the single file, the index and
+    the shards it names. For fingerprints of a model's files, so it never raises."""
+    index = directory / f"{stem}.safetensors.index.json"
+    try:
+        shards = _shards(index) if index.is_file() else []
+    except ModelError:
+        shards = []
+    return [directory / f"{stem}.safetensors", index, *shards]

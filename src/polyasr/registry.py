@@ -21,30 +21,32 @@ class Family:
     detect: Callable[[Path], bool]
     read: Callable[[Path], Checkpoint]
     build: Callable[..., Recognizer]
+    inputs: Callable[[Path], list[Path]]
+    """The files `read` reads from a path (their sizes and times validate a cached copy)."""
 
 
 def _whisper_family() -> Family:
-    from .models.whisper import build_whisper, is_whisper_dir, read_whisper
+    from .models.whisper import build_whisper, is_whisper_dir, read_whisper, whisper_inputs
 
-    return Family("whisper", is_whisper_dir, read_whisper, build_whisper)
+    return Family("whisper", is_whisper_dir, read_whisper, build_whisper, whisper_inputs)
 
 
 def _gigaam_family() -> Family:
-    from .models.gigaam import build_gigaam, is_gigaam, read_gigaam
+    from .models.gigaam import build_gigaam, gigaam_inputs, is_gigaam, read_gigaam
 
-    return Family("gigaam", is_gigaam, read_gigaam, build_gigaam)
+    return Family("gigaam", is_gigaam, read_gigaam, build_gigaam, gigaam_inputs)
 
 
 def _parakeet_family() -> Family:
-    from .models.parakeet import build_parakeet, is_parakeet, read_parakeet
+    from .models.parakeet import build_parakeet, is_parakeet, parakeet_inputs, read_parakeet
 
-    return Family("parakeet", is_parakeet, read_parakeet, build_parakeet)
+    return Family("parakeet", is_parakeet, read_parakeet, build_parakeet, parakeet_inputs)
 
 
 def _qwen3asr_family() -> Family:
-    from .models.qwen3asr import build_qwen3asr, is_qwen3asr_dir, read_qwen3asr
+    from .models.qwen3asr import build_qwen3asr, is_qwen3asr_dir, qwen3asr_inputs, read_qwen3asr
 
-    return Family("qwen3-asr", is_qwen3asr_dir, read_qwen3asr, build_qwen3asr)
+    return Family("qwen3-asr", is_qwen3asr_dir, read_qwen3asr, build_qwen3asr, qwen3asr_inputs)
 
 
 FAMILIES: list[Callable[[], Family]] = [
@@ -171,7 +173,9 @@ def load(name_or_path: str | Path, device: str = "auto", dtype: Any = None) -> T
 
 def read_checkpoint(path: Path) -> tuple[Family, Checkpoint]:
     """The family and the `Checkpoint` of a model directory or file: a family's published
-    files, or a polyasr GGUF file (recognized by its header)."""
+    files (through the checkpoint cache, `models/checkpoint_cache.py`), or a polyasr GGUF file
+    (recognized by its header)."""
+    from .models.checkpoint_cache import read_through
     from .models.gguf import is_gguf, read_gguf
 
     if is_gguf(path):
@@ -182,4 +186,4 @@ def read_checkpoint(path: Path) -> tuple[Family, Checkpoint]:
                 return family, checkpoint
         raise ModelError(f"{path} holds a {checkpoint.family!r} model, unknown to polyasr")
     family = detect_family(path)
-    return family, family.read(path)
+    return family, read_through(path, family.inputs(path), family.read)

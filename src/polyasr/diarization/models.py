@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ModelError
+from ..user_cache import cache_root
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,7 @@ def _fetch(model: SpeakerModel) -> Path:
     """Download `model.url` once into polyasr's cache, checked against its SHA-256."""
     import pooch
 
-    cache = Path(os.environ.get("POLYASR_CACHE") or pooch.os_cache("polyasr"))
+    cache = cache_root()
     try:
         return Path(
             pooch.retrieve(

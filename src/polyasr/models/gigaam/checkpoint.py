@@ -45,6 +45,27 @@ def is_gigaam(path: Path) -> bool:
     )
 
 
+def tokenizer_file(ckpt_path: Path) -> Path | None:
+    """The SentencePiece model beside a checkpoint: `<stem>_tokenizer.model`, else any
+    `*tokenizer.model` there (the hub copy's `tokenizer.model`)."""
+    found = sorted(ckpt_path.parent.glob(f"{ckpt_path.stem}_tokenizer.model")) or sorted(
+        ckpt_path.parent.glob("*tokenizer.model")
+    )
+    return found[0] if found else None
+
+
+def gigaam_inputs(path: Path) -> list[Path]:
+    """The files `read_gigaam` reads: the checkpoint, the tokenizer beside it and, for the hub
+    copy, its config.json (none when there is no single checkpoint)."""
+    ckpt_path = find_checkpoint(path)
+    if ckpt_path is None:
+        return []
+    files = [ckpt_path, tokenizer_file(ckpt_path)]
+    if ckpt_path.suffix == ".bin":
+        files.append(ckpt_path.parent / "config.json")
+    return [f for f in files if f is not None]
+
+
 def _hub_config(config: Path) -> dict[str, Any]:
     """The model cfg nested in the hub copy's config.json (the dict with encoder and head)."""
     stack: list[Any] = [read_json(config)]
@@ -127,10 +148,8 @@ def read_gigaam(path: Path) -> Checkpoint:
         for k, v in data["state_dict"].items()
         if isinstance(v, torch.Tensor)
     }
-    sp_files = sorted(ckpt_path.parent.glob(f"{ckpt_path.stem}_tokenizer.model")) or sorted(
-        ckpt_path.parent.glob("*tokenizer.model")
-    )
-    assets = {"tokenizer.model": sp_files[0].read_bytes()} if sp_files else {}
+    tokenizer = tokenizer_file(ckpt_path)
+    assets = {"tokenizer.model": tokenizer.read_bytes()} if tokenizer else {}
     return Checkpoint("gigaam", cfg, state, assets, str(ckpt_path))
 
 

@@ -1,6 +1,12 @@
 """Parakeet TDT (NVIDIA NeMo) in native PyTorch, loading `.nemo` archives safely."""
 
-from .checkpoint import build_parakeet, is_parakeet, read_parakeet
+from .checkpoint import build_parakeet, is_parakeet, parakeet_inputs, read_parakeet
 from .recognizer import ParakeetRecognizer
 
-__all__ = ["ParakeetRecognizer", "build_parakeet", "is_parakeet", "read_parakeet"]
+__all__ = [
+    "ParakeetRecognizer",
+    "build_parakeet",
+    "is_parakeet",
+    "parakeet_inputs",
+    "read_parakeet",
+]

@@ -33,6 +33,12 @@ def is_parakeet(path: Path) -> bool:
     return find_nemo(path) is not None
 
 
+def parakeet_inputs(path: Path) -> list[Path]:
+    """The file `read_parakeet` reads: the `.nemo` archive (none when there is no single one)."""
+    nemo = find_nemo(path)
+    return [nemo] if nemo else []
+
+
 def _section(cfg: dict[str, Any], name: str) -> dict[str, Any]:
     value = cfg.get(name) or {}
     if not isinstance(value, dict):
