@@ -317,6 +317,7 @@ def default_audio() -> np.ndarray:
 
 def worker_env(args: argparse.Namespace, engine: str) -> dict[str, str]:
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
+    env["POLYASR_CHECKPOINT_CACHE"] = "off"  # every round loads the .ckpt as a first use does
     if engine == "official":
         env["PYTHONPATH"] = str(REF_VENV / "src")
     return env

@@ -203,7 +203,9 @@ def ensure_archive(args: argparse.Namespace, audio: Path, audio_sha: str) -> dic
 
 def worker_env(args: argparse.Namespace) -> dict[str, str]:
     threads = str(args.threads)
-    return {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+    # Every round loads the published file as a first use does (no checkpoint cache copy).
+    cache = {"POLYASR_CHECKPOINT_CACHE": "off"}
+    return {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, **cache}
 
 
 def run_worker(engine: str, args: argparse.Namespace, audio: Path) -> Result:
