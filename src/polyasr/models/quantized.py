@@ -148,9 +148,13 @@ class Int8Matrix(PackedMatrix):
         fit every row: per-row activation scales, the difference between a fifth more
         words wrong and fp32's WER on whisper-base."""
         rows = x.float().reshape(-1, x.shape[-1])
-        peak = rows.abs().amax(dim=-1, keepdim=True).clamp_min_(1e-30)
-        y = torch.ops.quantized.linear_dynamic(rows / peak, self.packed(), reduce_range())
-        y = y.mul_(peak) if bias is None else torch.addcmul(bias, y, peak)
+        if rows.shape[0] == 1:  # one row: the kernel's one scale is already per row
+            y = torch.ops.quantized.linear_dynamic(rows, self.packed(), reduce_range())
+            y = y if bias is None else y.add_(bias)
+        else:
+            peak = rows.abs().amax(dim=-1, keepdim=True).clamp_min_(1e-30)
+            y = torch.ops.quantized.linear_dynamic(rows / peak, self.packed(), reduce_range())
+            y = y.mul_(peak) if bias is None else torch.addcmul(bias, y, peak)
         return y.reshape(*x.shape[:-1], -1).to(x.dtype)
 
     def _pack(self) -> object:
