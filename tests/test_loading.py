@@ -96,3 +96,15 @@ def test_invalid_options_are_rejected(tiny_copy):
         model.transcribe([0.0], language="xx")
     with pytest.raises(OptionError, match="unknown device"):
         polyasr.load(tiny_copy, device="tpu")
+
+
+def test_a_model_directory_is_named_after_its_whole_name(tmp_path):
+    """A folder such as `qwen3-asr-0.6b` keeps its dot (a file drops its extension)."""
+    from polyasr.registry import resolve_directory
+
+    folder = tmp_path / "qwen3-asr-0.6b"
+    folder.mkdir()
+    assert resolve_directory(folder)[1] == "qwen3-asr-0.6b"
+    file = tmp_path / "v3_ctc.ckpt"
+    file.write_bytes(b"")
+    assert resolve_directory(file)[1] == "v3_ctc"

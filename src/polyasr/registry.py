@@ -129,7 +129,7 @@ def resolve_directory(name_or_path: str | Path) -> tuple[Path, str]:
     text = str(name_or_path)
     path = Path(text).expanduser()
     if path.exists():
-        return path, path.stem
+        return path, path.stem if path.is_file() else path.name
     if text in KNOWN_MODELS:
         return download(KNOWN_MODELS[text]), text
     if text.count("/") == 1 and not text.startswith((".", "/", "~")):
