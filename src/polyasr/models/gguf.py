@@ -289,23 +289,25 @@ def read_gguf(path: Path, quantized: bool = True) -> Checkpoint:
         raise ModelError(f"{path}: its polyasr.shapes is not valid") from None
     state: dict[str, torch.Tensor] = {}
     assets: dict[str, bytes] = {}
+    packed = quantized and packed_kernels()
     for tensor in reader.tensors:
         shape = tuple(int(n) for n in reversed(tensor.shape.tolist()))
         _check(path, size, tensor, shape)
         kind = tensor.tensor_type.name
+        keep_small = packed and is_layer_weight(tensor.name)
         if tensor.name.startswith(ASSET):
             assets[tensor.name[len(ASSET) :]] = np.asarray(tensor.data).tobytes()
         elif kind in QUANTIZED:
             stored = reshaped.get(tensor.name, shape)
             if int(np.prod(stored)) != int(np.prod(shape)):
                 raise ModelError(f"{path}: tensor {tensor.name} has a wrong shape record")
-            if quantized and packed_kernels() and is_layer_weight(tensor.name):
+            if keep_small:
                 state[tensor.name] = int8_matrix(tensor.data, kind, tuple(stored))
             else:
                 state[tensor.name] = dequantize(tensor.data, kind, tuple(stored))
         else:
             state[tensor.name] = torch.from_numpy(np.array(tensor.data).reshape(shape))
-            if kind == "F16" and quantized and packed_kernels() and is_layer_weight(tensor.name):
+            if kind == "F16" and keep_small:
                 state[tensor.name] = Float16Matrix(state[tensor.name])
         _release(reader.data, int(tensor.data_offset), int(tensor.n_bytes))
     return Checkpoint(family, config, state, assets, str(path))

@@ -53,11 +53,11 @@ def materialize(
                 f"{what} do not match the model's configuration: tensor {key} is "
                 f"{got.dtype} {list(got.shape)}, the configuration needs {kind} {list(want.shape)}"
             )
+    packed_here = torch.device(device).type == "cpu" and dtype == torch.float32 and packed_kernels()
     for key in list(state):
         tensor = state.pop(key)
         if isinstance(tensor, PackedMatrix):
-            if _keep_quantized(module, key, device, dtype):
-                _set_quantized(module, key, tensor)
+            if packed_here and _place_packed(module, key, tensor):
                 continue
             tensor = tensor.dequantize()
         state[key] = tensor.to(device, dtype if tensor.is_floating_point() else None).contiguous()
@@ -65,25 +65,16 @@ def materialize(
     return module.eval().requires_grad_(False)
 
 
-def _keep_quantized(module: nn.Module, key: str, device: torch.device, dtype: torch.dtype) -> bool:
-    """Whether the packed kernels can run weight `key` where it will live."""
+def _place_packed(module: nn.Module, key: str, matrix: PackedMatrix) -> bool:
+    """Put `matrix` in place of the parameter `key` when it is the weight of a `Linear` or an
+    `Embedding` (what the packed kernels run); a `Linear`'s values are packed for the kernel
+    now and dropped (an `Embedding` keeps them for its row lookups). False elsewhere."""
     owner_name, _, name = key.rpartition(".")
     owner = module.get_submodule(owner_name)
-    return (
-        name == "weight"
-        and isinstance(owner, (Linear, Embedding))
-        and torch.device(device).type == "cpu"
-        and dtype == torch.float32
-        and packed_kernels()
-    )
-
-
-def _set_quantized(module: nn.Module, key: str, matrix: PackedMatrix) -> None:
-    """Put `matrix` in place of the parameter `key`; a `Linear`'s values are packed for the
-    kernel now and dropped (an `Embedding` keeps them for its row lookups)."""
-    owner_name, _, name = key.rpartition(".")
-    owner = module.get_submodule(owner_name)
+    if name != "weight" or not isinstance(owner, (Linear, Embedding)):
+        return False
     owner._parameters.pop(name)
     if isinstance(owner, Linear):
         matrix.release_values()
     setattr(owner, name, matrix)
+    return True
