@@ -24,7 +24,6 @@ import functools
 import hashlib
 import json
 import os
-import tempfile
 import time
 import warnings
 from collections.abc import Callable
@@ -33,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..atomic import atomic_path
 from ..user_cache import cache_root
 from .checkpoint import Checkpoint
 
@@ -176,21 +176,11 @@ def _tensors(checkpoint: Checkpoint) -> dict[str, torch.Tensor]:
 
 
 def _write(target: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
-    """Write atomically: a temp file beside `target`, flushed to disk, then renamed over it."""
+    """Write atomically, flushed to disk before it takes the place of `target`."""
     from safetensors.torch import save_file
 
-    handle, temporary = tempfile.mkstemp(
-        dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"
-    )
-    os.close(handle)
-    try:
+    with atomic_path(target, durable=True) as temporary:
         save_file(tensors, temporary, metadata)
-        with open(temporary, "r+b") as written:
-            os.fsync(written.fileno())
-        os.replace(temporary, target)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
 
 
 def _prune(folder: Path) -> None:

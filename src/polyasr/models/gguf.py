@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import json
 import mmap
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from ..atomic import atomic_path
 from ..errors import ModelError
 from .checkpoint import Checkpoint
 from .quantized import Float16Matrix, Int8Matrix, packed_kernels
@@ -97,13 +96,9 @@ def write_gguf(checkpoint: Checkpoint, qtype: str, output: Path, name: str = "")
     except (TypeError, ValueError) as exc:
         raise ModelError(f"the {checkpoint.family} config cannot be stored: {exc}") from None
     output = Path(output)
-    handle, temporary = tempfile.mkstemp(
-        dir=output.parent, prefix=f".{output.name}.", suffix=".tmp"
-    )
-    os.close(handle)
     counts: dict[str, int] = {}
     shapes: dict[str, list[int]] = {}
-    try:
+    with atomic_path(output) as temporary:
         writer = gguf.GGUFWriter(temporary, ARCH)
         writer.add_string("polyasr.family", checkpoint.family)
         writer.add_string("polyasr.config", config)
@@ -131,10 +126,6 @@ def write_gguf(checkpoint: Checkpoint, qtype: str, output: Path, name: str = "")
         writer.write_kv_data_to_file()
         writer.write_tensors_to_file()
         writer.close()
-        os.replace(temporary, output)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
     return counts
 
 
