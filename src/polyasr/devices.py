@@ -75,13 +75,11 @@ def release_free_memory() -> None:
     """Hand the heap memory freed while loading (read buffers, unpacked weights) back to the
     system (glibc keeps it otherwise: 32 MB of whisper-base Q8_0's 138 MB)."""
     import ctypes
-    import ctypes.util
     import sys
 
     if not sys.platform.startswith("linux"):
         return
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.malloc_trim(0)
+        ctypes.CDLL("libc.so.6").malloc_trim(0)  # glibc's name; no library search at load
     except (OSError, AttributeError):  # not glibc (musl has no malloc_trim)
         return
