@@ -67,6 +67,23 @@ def test_q8_0_rows_run_exactly_the_stored_values():
     assert float((matrix.dequantize() - stored).norm() / stored.norm()) < 0.01
 
 
+def test_q8_0_rows_are_read_in_place_and_others_a_few_rows_at_a_time(monkeypatch):
+    """Row-uniform Q8_0 is a view of the blocks (no copy of the file's bytes); the 4-bit types
+    are rounded to int8 in chunks of rows, with the same result as all at once."""
+    x = torch.randn(40, 256)
+    blocks = quantize(x, "Q8_0")
+    matrix = int8_matrix(blocks, "Q8_0", (40, 256))
+    assert matrix.values.untyped_storage().data_ptr() == blocks.ctypes.data
+    ids = torch.tensor([[0, 39], [7, 7]])
+    assert torch.equal(matrix[ids], dequantize(blocks, "Q8_0", (40, 256))[ids])
+    assert torch.equal(matrix[3], matrix.dequantize()[3])
+    q4 = quantize(x, "Q4_K")
+    whole = Int8Matrix.quantize(dequantize(q4, "Q4_K", (40, 256)))
+    monkeypatch.setattr("polyasr.models.gguf.REQUANTIZE_CHUNK", 256 * 3)
+    chunked = int8_matrix(q4, "Q4_K", (40, 256))
+    assert torch.equal(chunked.values, whole.values) and torch.equal(chunked.scales, whole.scales)
+
+
 def golden_source(name: str, tmp_path_factory) -> Path:
     if name != "qwen3-asr-tiny":
         return GOLDEN / name

@@ -9,7 +9,7 @@ from torch import nn
 
 from polyasr.models.linear import Embedding, Linear, PointwiseConv1d, linear
 from polyasr.models.materialize import materialize
-from polyasr.models.quantized import Float16Matrix, Int8Matrix, packed_kernels
+from polyasr.models.quantized import Float16Matrix, Int8Matrix, pack_all, packed_kernels
 
 needs_kernels = pytest.mark.skipif(not packed_kernels(), reason="this torch has no int8 kernels")
 
@@ -47,6 +47,29 @@ def test_quantize_round_trip_and_lookup():
     assert torch.equal(matrix[2:5], matrix.dequantize()[2:5])
     with pytest.raises(ValueError):
         Int8Matrix(torch.zeros(4, 8), torch.ones(4))
+
+
+@needs_kernels
+def test_blocked_values_and_parallel_packing():
+    """Values cut in strided blocks (Q8_0's int8 part, read in place) compute what contiguous
+    rows do; `pack_all` packs on threads, drops the values and gives mapped pages back once."""
+    weight = torch.randn(48, 128)
+    plain = Int8Matrix.quantize(weight)
+    stored = torch.zeros(48, 4, 34, dtype=torch.int8)  # 2 bytes of scale before each block
+    stored[:, :, 2:] = plain.values.reshape(48, 4, 32)
+    blocked = Int8Matrix(stored[:, :, 2:], plain.scales)
+    assert blocked.shape == (48, 128)
+    assert torch.equal(blocked.dequantize(), plain.dequantize())
+    assert torch.equal(blocked[torch.tensor([[1, 47]])], plain[torch.tensor([[1, 47]])])
+    x = torch.randn(6, 128)
+    expected = linear(x, plain)
+    unmapped = []
+    blocked.unmap = lambda: unmapped.append(True)
+    matrices = [blocked, Float16Matrix(weight.half())]
+    pack_all(matrices, threads=2)
+    assert unmapped == [True] and all(m.values.numel() == 0 for m in matrices)
+    assert torch.equal(linear(x, blocked), expected)
+    assert relative(linear(x, matrices[1]), x @ weight.T) < 1e-2
 
 
 class Tiny(nn.Module):

@@ -10,7 +10,7 @@ from torch import Tensor, nn
 
 from ..errors import ModelError
 from .linear import Embedding, Linear
-from .quantized import PackedMatrix, packed_kernels
+from .quantized import PackedMatrix, pack_all, packed_kernels
 
 M = TypeVar("M", bound=nn.Module)
 
@@ -54,27 +54,28 @@ def materialize(
                 f"{got.dtype} {list(got.shape)}, the configuration needs {kind} {list(want.shape)}"
             )
     packed_here = torch.device(device).type == "cpu" and dtype == torch.float32 and packed_kernels()
+    to_pack: list[PackedMatrix] = []
     for key in list(state):
         tensor = state.pop(key)
         if isinstance(tensor, PackedMatrix):
-            if packed_here and _place_packed(module, key, tensor):
+            owner = _packed_owner(module, key) if packed_here else None
+            if owner is not None:
+                owner._parameters.pop("weight")
+                owner.weight = tensor
+                if isinstance(owner, Linear):
+                    to_pack.append(tensor)
                 continue
             tensor = tensor.dequantize()
         state[key] = tensor.to(device, dtype if tensor.is_floating_point() else None).contiguous()
+    pack_all(to_pack)
     module.load_state_dict(state, assign=True)
     return module.eval().requires_grad_(False)
 
 
-def _place_packed(module: nn.Module, key: str, matrix: PackedMatrix) -> bool:
-    """Put `matrix` in place of the parameter `key` when it is the weight of a `Linear` or an
-    `Embedding` (what the packed kernels run); a `Linear`'s values are packed for the kernel
-    now and dropped (an `Embedding` keeps them for its row lookups). False elsewhere."""
+def _packed_owner(module: nn.Module, key: str) -> Linear | Embedding | None:
+    """The `Linear` or `Embedding` whose weight `key` is (what the packed kernels run): a
+    `Linear`'s values are packed for the kernel at load and dropped, an `Embedding` keeps them
+    for its row lookups. None elsewhere."""
     owner_name, _, name = key.rpartition(".")
     owner = module.get_submodule(owner_name)
-    if name != "weight" or not isinstance(owner, (Linear, Embedding)):
-        return False
-    owner._parameters.pop(name)
-    if isinstance(owner, Linear):
-        matrix.release_values()
-    setattr(owner, name, matrix)
-    return True
+    return owner if name == "weight" and isinstance(owner, (Linear, Embedding)) else None

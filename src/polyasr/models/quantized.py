@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import warnings
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 
 import torch
@@ -46,11 +48,17 @@ def packed_kernels() -> bool:
 class PackedMatrix(ABC):
     """A weight [out, in] (or a kernel-1 convolution's [out, in, 1]) that a packed CPU kernel
     multiplies; its compact values are packed on first use (its own copy), and dropped by
-    `release_values` where no row is ever looked up. Computes in float32 on CPU."""
+    `release_values` where no row is ever looked up. Computes in float32 on CPU.
+
+    The values may be a view of a memory-mapped file; `unmap`, when set, drops the pages that
+    packing read from this process's memory (the view stays valid: pages read again come
+    back from the page cache), so that a file's weights are not held twice."""
 
     shape: torch.Size
+    values: Tensor
     dtype = torch.float32
     device = torch.device("cpu")
+    unmap: Callable[[], None] | None = None
     _packed: object | None = None
 
     def dim(self) -> int:
@@ -82,6 +90,8 @@ class PackedMatrix(ABC):
         """The weights in the kernel's own layout."""
         if self._packed is None:
             self._packed = self._pack()
+            if self.unmap is not None:
+                self.unmap()
         return self._packed
 
     def release_values(self) -> None:
@@ -96,7 +106,7 @@ class Float16Matrix(PackedMatrix):
     def __init__(self, values: Tensor, shape: tuple[int, ...] | None = None):
         if values.dtype != torch.float16:
             raise ValueError("Float16Matrix needs float16 values")
-        self.values = values.reshape(values.shape[0], -1).contiguous()
+        self.values = values.reshape(values.shape[0], -1)
         self.shape = torch.Size(shape or values.shape)
 
     def dequantize(self, dtype: torch.dtype = torch.float32) -> Tensor:
@@ -116,17 +126,28 @@ class Float16Matrix(PackedMatrix):
         return torch.ops.quantized.linear_prepack_fp16(self.values.float(), None)
 
 
+def pack_all(matrices: Iterable[PackedMatrix], threads: int | None = None) -> None:
+    """Pack many matrices and drop their values, on `threads` threads (default: torch's
+    intra-op thread count): fbgemm packs one matrix on one core, at 50-130 M weights a second,
+    the longest part of loading a quantized model."""
+    with ThreadPoolExecutor(max(1, threads or torch.get_num_threads())) as pool:
+        for _ in pool.map(PackedMatrix.release_values, matrices):
+            pass
+
+
 class Int8Matrix(PackedMatrix):
-    """int8 values and one float32 scale per row, x W^T computed by the int8 kernels."""
+    """int8 values and one float32 scale per row, x W^T computed by the int8 kernels. The
+    values are [out, in], or [out, blocks, size]: a row cut in blocks, which may be a strided
+    view (the int8 part of GGUF's Q8_0 blocks, read in place)."""
 
     def __init__(self, values: Tensor, scales: Tensor, shape: tuple[int, ...] | None = None):
-        if values.dtype != torch.int8 or values.dim() != 2:
-            raise ValueError("Int8Matrix needs int8 values [out, in]")
+        if values.dtype != torch.int8 or values.dim() not in (2, 3):
+            raise ValueError("Int8Matrix needs int8 values [out, in] or [out, blocks, size]")
         if scales.shape != (values.shape[0],):
             raise ValueError("Int8Matrix needs one scale per row")
-        self.values = values.contiguous()
+        self.values = values
         self.scales = scales.float().contiguous()
-        self.shape = torch.Size(shape or values.shape)
+        self.shape = torch.Size(shape or (values.shape[0], values[0].numel()))
 
     @classmethod
     def quantize(cls, weight: Tensor) -> Int8Matrix:
@@ -137,10 +158,14 @@ class Int8Matrix(PackedMatrix):
         return cls(values, scales, tuple(weight.shape))
 
     def dequantize(self, dtype: torch.dtype = torch.float32) -> Tensor:
-        return (self.values.float() * self.scales[:, None]).to(dtype).reshape(self.shape)
+        rows = self.values.reshape(self.shape[0], -1)
+        return (rows.float() * self.scales[:, None]).to(dtype).reshape(self.shape)
 
     def __getitem__(self, index) -> Tensor:
-        return self.values[index].float() * self.scales[index, None]
+        rows = self.values[index]
+        if self.values.dim() == 3:
+            rows = rows.flatten(-2)
+        return rows.float() * self.scales[index].unsqueeze(-1)
 
     def matmul(self, x: Tensor, bias: Tensor | None = None) -> Tensor:
         """The kernel quantizes its whole input with one scale; each row is first divided by
@@ -162,6 +187,9 @@ class Int8Matrix(PackedMatrix):
         with warnings.catch_warnings():  # quantized tensors are deprecated, the ops are not
             warnings.simplefilter("ignore")
             weight = torch._make_per_channel_quantized_tensor(
-                self.values, self.scales.double(), torch.zeros(rows, dtype=torch.long), 0
+                self.values.reshape(rows, -1).contiguous(),
+                self.scales.double(),
+                torch.zeros(rows, dtype=torch.long),
+                0,
             )
             return torch.ops.quantized.linear_prepack(weight, None)
