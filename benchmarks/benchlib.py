@@ -1,9 +1,11 @@
-"""Helpers shared by the CPU benchmarks: machine load accounting and median runs."""
+"""Helpers shared by the CPU benchmarks: machine load accounting, median runs, and the
+machine's fp32 ceilings that each benchmark reports its fraction of."""
 
 from __future__ import annotations
 
 import os
 import resource
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -92,16 +94,18 @@ def table(header: list[str], rows: list[list[str]], left: int | None = None) -> 
     return "\n".join([lines[0], "-" * len(lines[0]), *lines[1:]])
 
 
-def time_calls(obj: Any, name: str) -> list[float]:
-    """Wrap method `name` of `obj` so that it adds its wall time to the returned one-item list."""
+def time_calls(obj: Any, name: str) -> list[Any]:
+    """Wrap method `name` of `obj` so that it adds its wall time to item 0 of the returned list
+    and counts its calls in item 1."""
     import time
 
-    method, total = getattr(obj, name), [0.0]
+    method, total = getattr(obj, name), [0.0, 0]
 
     def timed(*args: Any, **kwargs: Any) -> Any:
         start = time.perf_counter()
         out = method(*args, **kwargs)
         total[0] += time.perf_counter() - start
+        total[1] += 1
         return out
 
     setattr(obj, name, timed)
@@ -125,9 +129,12 @@ def measure_once(result: Any, launched_at: float, prepare: Any) -> None:
     """In a worker: `prepare()` loads the engine and returns a call giving (text, token ids,
     encoder seconds); it runs once, and `result` (a dataclass with the load_s, cold_s,
     transcribe_s, transcribe_cpu_s, encode_s, peak_rss_mb, tokens, text and error fields) is
-    filled and printed. Times count from `launched_at`, the parent's launch of the process."""
+    filled and printed. Times count from `launched_at`, the parent's launch of the process.
+    A call with a `count_flops` attribute (see `flop_replay`) also fills `encode_flops`, after
+    the timing."""
     import time
 
+    transcribe = None
     try:
         transcribe = prepare()
         ready, cpu = time.time(), time.process_time()
@@ -140,7 +147,95 @@ def measure_once(result: Any, launched_at: float, prepare: Any) -> None:
     except Exception as exc:  # reported in the table, not raised
         result.error = f"{type(exc).__name__}: {exc}"
     result.peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    count_flops = getattr(transcribe, "count_flops", None)
+    if count_flops is not None and not result.error:
+        result.encode_flops = count_flops()
     emit_result(result.__dict__)
+
+
+def flop_replay(obj: Any, name: str) -> Callable[[], float]:
+    """Wrap method `name` of `obj` so that the arguments of its calls are kept; the returned
+    function calls it again with each under torch's FLOP counter (after the timed run, so that
+    counting costs the measurement nothing) and returns the total FLOPs."""
+    method, calls = getattr(obj, name), []
+
+    def kept(*args: Any, **kwargs: Any) -> Any:
+        calls.append((args, kwargs))
+        return method(*args, **kwargs)
+
+    def count() -> float:
+        import torch
+        from torch.utils.flop_counter import FlopCounterMode
+
+        with FlopCounterMode(display=False) as counter, torch.inference_mode():
+            for args, kwargs in calls:
+                method(*args, **kwargs)
+        return float(counter.get_total_flops())
+
+    setattr(obj, name, kept)
+    return count
+
+
+def machine_ceilings(threads: int, rounds: int = 5) -> dict[str, float]:
+    """This machine's fp32 ceilings on `threads` threads, measured now (best of `rounds`): GEMM
+    GFLOP/s (a 2048 x 2048 x 2048 product: what compute-bound encoders can reach) and GB/s of
+    a matrix-vector product over a 256 MB matrix (what a decoding step that reads its weights
+    from memory can reach)."""
+    import time
+
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+
+    def best(call: Callable[[], Any]) -> float:
+        call()
+        times = []
+        for _ in range(rounds):
+            start = time.perf_counter()
+            call()
+            times.append(time.perf_counter() - start)
+        return min(times)
+
+    try:
+        square = torch.randn(2048, 2048)
+        gemm = 2 * 2048**3 / best(lambda: square @ square) / 1e9
+        weight, row = torch.randn(16384, 4096), torch.randn(1, 4096)
+        memory = weight.numel() * 4 / best(lambda: torch.nn.functional.linear(row, weight)) / 1e9
+    finally:
+        torch.set_num_threads(previous)
+    return {"gemm_gflops": gemm, "memory_gbps": memory}
+
+
+def ceilings_line(ceilings: dict[str, float], threads: int) -> str:
+    return (
+        f"machine ceilings measured in this run (fp32, {threads} threads): GEMM "
+        f"{ceilings['gemm_gflops']:.0f} GFLOP/s, matrix-vector from memory "
+        f"{ceilings['memory_gbps']:.1f} GB/s"
+    )
+
+
+def weight_bytes(module: Any, skip: tuple[str, ...] = ()) -> int:
+    """Bytes of the weights of `module`'s matrix layers (polyasr's `Linear` and `Embedding`,
+    packed int8 / f16 ones at their size), except those whose names contain one of `skip`."""
+    from polyasr.models.linear import Embedding, Linear
+    from polyasr.models.quantized import Float16Matrix, Int8Matrix
+
+    total = 0
+    for name, layer in module.named_modules():
+        if not isinstance(layer, (Linear, Embedding)) or any(s in name for s in skip):
+            continue
+        weight = layer.weight
+        size = {Int8Matrix: 1, Float16Matrix: 2}.get(type(weight)) or weight.element_size()
+        total += weight.numel() * size
+    return total
+
+
+def gemm_share(flops: float, seconds: float, ceilings: dict[str, float]) -> str:
+    """`flops` done in `seconds` as a percentage of the GEMM ceiling ("-" when unknown)."""
+    if not flops or not seconds:
+        return "-"
+    return f"{100 * flops / seconds / 1e9 / ceilings['gemm_gflops']:.0f} %"
 
 
 def benchmark_parser(description: str, engines: tuple[str, ...], ref_venv: Path) -> Any:

@@ -25,7 +25,11 @@ from pathlib import Path
 import numpy as np
 from benchlib import (
     benchmark_parser,
+    ceilings_line,
     concatenated_speech,
+    flop_replay,
+    gemm_share,
+    machine_ceilings,
     measure_once,
     median_run,
     record_calls,
@@ -69,6 +73,7 @@ class Result:
     transcribe_s: float = 0.0  # wall time of the one transcription call
     transcribe_cpu_s: float = 0.0  # CPU time (all threads) of that call
     encode_s: float = 0.0  # part of transcribe_s spent in log-mel + encoder
+    encode_flops: float = 0.0  # FLOPs of the encoder (polyasr rows; counted after the timing)
     peak_rss_mb: float = 0.0
     other_cpu_s: float = 0.0  # CPU used by other processes meanwhile (set by the parent)
     tokens: list[int] = field(default_factory=list)  # emitted ids, pieces in time order
@@ -117,6 +122,7 @@ def run_polyasr(ckpt: Path, audio: Path, threads: int, vad: bool) -> Transcribe:
 
     torch.set_num_threads(threads)
     model = polyasr.load(str(ckpt), device="cpu", dtype="float32")
+    count_flops = flop_replay(model.recognizer, "encode")
     encode_s = time_calls(model.recognizer, "encode")
     recognized = record_calls(model.recognizer, "recognize")
 
@@ -125,6 +131,7 @@ def run_polyasr(ckpt: Path, audio: Path, threads: int, vad: bool) -> Transcribe:
         tokens = [k for batch in recognized for ids, _, _ in batch for k in ids]
         return text, tokens, encode_s[0]
 
+    transcribe.count_flops = count_flops
     return transcribe
 
 
@@ -334,7 +341,8 @@ def run_worker(head: str, engine: str, args: argparse.Namespace, audio: Path) ->
     return result
 
 
-HEADER = ["head", "engine", "RTF", "RTF range", "vs polyasr", "CPU s", "enc s", "rest s"]
+HEADER = ["head", "engine", "RTF", "RTF range", "vs polyasr", "CPU s", "enc s", "enc GEMM"]
+HEADER += ["rest s"]
 HEADER += ["load s", "cold s", "peak MB", "tokens", "tok/s", "same tokens", "other CPU s"]
 
 
@@ -348,7 +356,11 @@ def same_tokens(runs: dict[tuple[str, str], list[Result]], head: str, engine: st
 
 
 def print_table(
-    runs: dict[tuple[str, str], list[Result]], threads: int, load_avg: float, build_info: dict
+    runs: dict[tuple[str, str], list[Result]],
+    threads: int,
+    load_avg: float,
+    build_info: dict,
+    ceilings: dict[str, float],
 ) -> None:
     rows = [HEADER]
     errors = []
@@ -371,6 +383,7 @@ def print_table(
                 ratio,
                 f"{r.transcribe_cpu_s:.1f}",
                 f"{r.encode_s:.2f}",
+                gemm_share(base.encode_flops if base else 0.0, r.encode_s, ceilings),
                 f"{r.transcribe_s - r.encode_s:.2f}",
                 f"{r.load_s:.2f}",
                 f"{r.cold_s:.2f}",
@@ -390,6 +403,7 @@ def print_table(
     )
     print(table(rows[0], rows[1:], left=2))
     print(*errors, sep="\n")
+    print(ceilings_line(ceilings, threads))
     for head in HEADS:
         base = median_run(runs[(head, "polyasr")]) if (head, "polyasr") in runs else None
         if base is not None and not base.error:
@@ -407,7 +421,9 @@ def print_table(
     print(
         "\nvs polyasr = engine RTF / polyasr RTF of the same head (>1 means polyasr is faster). "
         "enc s = log-mel + encoder inside the call; rest s = the other part (head, greedy "
-        "decoding, text; for polyasr-vad also the Silero VAD). same tokens = polyasr (fixed "
+        "decoding, text; for polyasr-vad also the Silero VAD). enc GEMM = the encoder's "
+        "FLOPs (counted by torch's FLOP counter in the polyasr worker, after its timed call) "
+        "per enc s, as a share of the GEMM ceiling. same tokens = polyasr (fixed "
         "windows) and official emitted identical ids in every round. other CPU s = CPU time "
         "other processes used while the worker ran: well above 0 means the row was slowed."
     )
@@ -434,13 +450,14 @@ def main() -> None:
         np.save(audio, samples)
         build_info = ensure_checkpoints(args, audio, hashlib.sha256(samples).hexdigest())
         load_avg = os.getloadavg()[0]
+        ceilings = machine_ceilings(args.threads)
         jobs = [(h, e) for h in heads for e in engines]
         runs: dict[tuple[str, str], list[Result]] = {job: [] for job in jobs}
         for round_ in range(args.repeat):
             for head, engine in jobs[round_ % len(jobs) :] + jobs[: round_ % len(jobs)]:
                 print(f"round {round_ + 1}: {head} {engine} ...", file=sys.stderr, flush=True)
                 runs[(head, engine)].append(run_worker(head, engine, args, audio))
-    print_table(runs, args.threads, load_avg, build_info)
+    print_table(runs, args.threads, load_avg, build_info, ceilings)
     if args.print_text:
         for r in map(median_run, runs.values()):
             print(f"\n[{r.head} {r.engine}] {r.text}")

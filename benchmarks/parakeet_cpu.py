@@ -29,7 +29,11 @@ from pathlib import Path
 import numpy as np
 from benchlib import (
     benchmark_parser,
+    ceilings_line,
     concatenated_speech,
+    flop_replay,
+    gemm_share,
+    machine_ceilings,
     measure_once,
     median_run,
     record_calls,
@@ -67,6 +71,7 @@ class Result:
     transcribe_s: float = 0.0  # wall time of the one transcription call
     transcribe_cpu_s: float = 0.0
     encode_s: float = 0.0  # part of transcribe_s spent in log-mel + encoder
+    encode_flops: float = 0.0  # FLOPs of the encoder (polyasr rows; counted after the timing)
     peak_rss_mb: float = 0.0
     other_cpu_s: float = 0.0  # CPU used by other processes meanwhile (set by the parent)
     tokens: list[int] = field(default_factory=list)
@@ -84,6 +89,7 @@ def run_polyasr(archive: Path, audio: Path, threads: int, vad: bool) -> Transcri
 
     torch.set_num_threads(threads)
     model = polyasr.load(str(archive), device="cpu", dtype="float32")
+    count_flops = flop_replay(model.recognizer, "encode")
     encode_s = time_calls(model.recognizer, "encode")
     recognized = record_calls(model.recognizer, "recognize")
 
@@ -92,6 +98,7 @@ def run_polyasr(archive: Path, audio: Path, threads: int, vad: bool) -> Transcri
         tokens = [span.id for batch in recognized for spans in batch for span in spans]
         return text, tokens, encode_s[0]
 
+    transcribe.count_flops = count_flops
     return transcribe
 
 
@@ -219,11 +226,17 @@ def run_worker(engine: str, args: argparse.Namespace, audio: Path) -> Result:
     return result
 
 
-HEADER = ["engine", "RTF", "RTF range", "vs polyasr", "CPU s", "enc s", "decode s", "load s"]
-HEADER += ["cold s", "peak MB", "tokens", "same tokens", "other CPU s"]
+HEADER = ["engine", "RTF", "RTF range", "vs polyasr", "CPU s", "enc s", "enc GEMM", "decode s"]
+HEADER += ["load s", "cold s", "peak MB", "tokens", "same tokens", "other CPU s"]
 
 
-def print_table(runs: dict[str, list[Result]], threads: int, load_avg: float, info: dict) -> None:
+def print_table(
+    runs: dict[str, list[Result]],
+    threads: int,
+    load_avg: float,
+    info: dict,
+    ceilings: dict[str, float],
+) -> None:
     rows, errors = [HEADER], []
     base = median_run(runs["polyasr"]) if "polyasr" in runs else None
     sequences = {
@@ -245,6 +258,7 @@ def print_table(runs: dict[str, list[Result]], threads: int, load_avg: float, in
                 ratio,
                 f"{r.transcribe_cpu_s:.1f}",
                 f"{r.encode_s:.2f}",
+                gemm_share(base.encode_flops if base else 0.0, r.encode_s, ceilings),
                 f"{r.transcribe_s - r.encode_s:.2f}",
                 f"{r.load_s:.2f}",
                 f"{r.cold_s:.2f}",
@@ -263,6 +277,7 @@ def print_table(runs: dict[str, list[Result]], threads: int, load_avg: float, in
     )
     print(table(rows[0], rows[1:], left=1))
     print(*errors, sep="\n")
+    print(ceilings_line(ceilings, threads))
     for engine, engine_runs in runs.items():
         cells = [
             f"RTF {r.transcribe_s / DURATION_S:.3f} (other CPU {r.other_cpu_s:.1f} s)"
@@ -275,9 +290,11 @@ def print_table(runs: dict[str, list[Result]], threads: int, load_avg: float, in
         print(f"polyasr: TDT decoding and the rest take {share:.0f} % of the call")
     print(
         "\nvs polyasr = engine time / polyasr time (>1: polyasr is faster). enc s = log-mel + "
-        "encoder; decode s = the rest of the call (TDT greedy decoding, text; VAD for "
-        "polyasr-vad). same tokens = polyasr (one 60 s window) and NeMo emitted identical ids "
-        "in every round. other CPU s well above 0 means another process disturbed the row."
+        "encoder; enc GEMM = the encoder's FLOPs (torch's FLOP counter in the polyasr worker, "
+        "after its timed call) per enc s, as a share of the GEMM ceiling; decode s = the rest "
+        "of the call (TDT greedy decoding, text; VAD for polyasr-vad). same tokens = polyasr "
+        "(one 60 s window) and NeMo emitted identical ids in every round. other CPU s well "
+        "above 0 means another process disturbed the row."
     )
 
 
@@ -298,12 +315,13 @@ def main() -> None:
         np.save(audio, samples)
         info = ensure_archive(args, audio, hashlib.sha256(samples).hexdigest())
         load_avg = os.getloadavg()[0]
+        ceilings = machine_ceilings(args.threads)
         runs: dict[str, list[Result]] = {e: [] for e in engines}
         for round_ in range(args.repeat):
             for engine in engines[round_ % len(engines) :] + engines[: round_ % len(engines)]:
                 print(f"round {round_ + 1}: {engine} ...", file=sys.stderr, flush=True)
                 runs[engine].append(run_worker(engine, args, audio))
-    print_table(runs, args.threads, load_avg, info)
+    print_table(runs, args.threads, load_avg, info, ceilings)
     if args.print_text:
         for engine, engine_runs in runs.items():
             print(f"\n[{engine}] {median_run(engine_runs).text}")

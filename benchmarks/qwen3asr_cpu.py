@@ -25,7 +25,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from benchlib import benchmark_parser, measure_once, median_run, spawn_worker, table
+from benchlib import (
+    benchmark_parser,
+    ceilings_line,
+    flop_replay,
+    gemm_share,
+    machine_ceilings,
+    measure_once,
+    median_run,
+    spawn_worker,
+    table,
+)
 from gigaam_cpu import DURATION_S, SAMPLE_RATE, default_audio
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -87,6 +97,8 @@ class Result:
     encode_s: float = 0.0  # log-mel + audio encoder
     prefill_s: float = 0.0  # decoder over the prompts
     decode_s: float = 0.0  # the generation steps after the prefill
+    steps: int = 0  # decoding steps after the prefill (one per token of each row)
+    encode_flops: float = 0.0  # FLOPs of the audio encoder (polyasr rows; counted after timing)
     peak_rss_mb: float = 0.0
     other_cpu_s: float = 0.0  # CPU used by other processes meanwhile (set by the parent)
     tokens: list[int] = field(default_factory=list)
@@ -96,10 +108,10 @@ class Result:
 
 class Timer:
     """Replaces `owner.name` (a method of an object or of a class) by a wrapper that adds up
-    the wall time of its calls; `first` = the first call."""
+    the wall time and the number of its calls; `first` = the first call."""
 
     def __init__(self, owner: object, name: str) -> None:
-        self.total, self.first = 0.0, 0.0
+        self.total, self.first, self.calls = 0.0, 0.0, 0
         original = getattr(owner, name)
 
         def timed(*args, **kwargs):
@@ -110,6 +122,7 @@ class Timer:
                 spent = time.perf_counter() - start
                 self.total += spent
                 self.first = self.first or spent
+                self.calls += 1
 
         setattr(owner, name, timed)
 
@@ -132,6 +145,7 @@ def run_polyasr(model_dir: Path, audio: Path, threads: int, one_piece: bool) -> 
     transcriber = polyasr.load(model_dir, device="cpu", dtype="float32")
     model = transcriber.recognizer
     model.generation = decoding.GenerationConfig(stop_ids=(), loop_span=None)  # exact counts
+    count_flops = flop_replay(model, "encode")
     encode = Timer(model, "encode")
     prefill = Timer(decoding.IncrementalDecoder, "prefill")
     step = Timer(decoding.IncrementalDecoder, "step")
@@ -155,9 +169,11 @@ def run_polyasr(model_dir: Path, audio: Path, threads: int, one_piece: bool) -> 
             per_window = round(TOKENS * WINDOW_S / DURATION_S)
             text = transcriber.transcribe(samples, vad=False, max_new_tokens=per_window).text
         result.encode_s, result.prefill_s, result.decode_s = encode.total, prefill.total, step.total
+        result.steps = step.calls
         result.tokens = [t for r in recognized for t in r.tokens]
         return text
 
+    transcribe.count_flops = count_flops
     return transcribe
 
 
@@ -186,7 +202,7 @@ def run_official(model_dir: Path, audio: Path, threads: int, one_piece: bool) ->
     def transcribe(result: Result) -> str:
         text = asr.transcribe(audio=(np.load(audio), SAMPLE_RATE))[0].text
         result.encode_s, result.prefill_s = encode.total, forward.first - encode.total
-        result.decode_s = forward.total - forward.first
+        result.decode_s, result.steps = forward.total - forward.first, forward.calls - 1
         result.tokens = [t for row in generated for t in row]
         return text
 
@@ -212,6 +228,7 @@ def worker(args: argparse.Namespace) -> None:
             text = transcribe(result)  # also fills the per-phase times and the token ids
             return text, result.tokens, result.encode_s
 
+        call.count_flops = getattr(transcribe, "count_flops", None)
         return call
 
     measure_once(result, args.launched_at, prepare)
@@ -292,8 +309,20 @@ def run_worker(engine: str, args: argparse.Namespace, audio: Path) -> Result:
     return result
 
 
-HEADER = ["engine", "RTF", "RTF range", "vs polyasr", "CPU s", "enc s", "prefill s", "decode s"]
-HEADER += ["tokens", "tok/s", "dec tok/s", "load s", "cold s", "peak MB", "same ids", "other CPU s"]
+HEADER = ["engine", "RTF", "RTF range", "vs polyasr", "CPU s", "enc s", "enc GEMM", "prefill s"]
+HEADER += ["decode s", "steps", "step ms", "vs floor", "tokens", "tok/s", "dec tok/s", "load s"]
+HEADER += ["cold s", "peak MB", "same ids", "other CPU s"]
+
+
+def step_bytes() -> int:
+    """Bytes of float32 weights one decoding step reads: every decoder layer's matrices and
+    the (tied) output projection; the embedding lookup reads a row."""
+    t = TEXT_CONFIG
+    hidden, head_dim = t["hidden_size"], t["head_dim"]
+    attention = 2 * hidden * t["num_attention_heads"] * head_dim
+    attention += 2 * hidden * t["num_key_value_heads"] * head_dim
+    layer = attention + 3 * hidden * t["intermediate_size"]
+    return 4 * (t["num_hidden_layers"] * layer + t["vocab_size"] * hidden)
 
 
 def same_ids(runs: dict[str, list[Result]], engine: str) -> str:
@@ -305,10 +334,19 @@ def same_ids(runs: dict[str, list[Result]], engine: str) -> str:
     return "-" if not sequences else "yes" if len(sequences) == 1 else "NO"
 
 
-def print_table(runs: dict[str, list[Result]], threads: int, load_avg: float, info: dict) -> None:
+def print_table(
+    runs: dict[str, list[Result]],
+    threads: int,
+    load_avg: float,
+    info: dict,
+    ceilings: dict[str, float],
+) -> None:
     rows = [HEADER]
     errors = []
     base = median_run(runs["polyasr"]) if "polyasr" in runs else None
+    floor_s = step_bytes() / (ceilings["memory_gbps"] * 1e9)
+    flops = {e: median_run(rs).encode_flops for e, rs in runs.items()}
+    one_piece_flops = flops.get("polyasr-1piece", 0.0)  # the official encoder's computation
     for engine, engine_runs in runs.items():
         r = median_run(engine_runs)
         if r.error:
@@ -316,6 +354,7 @@ def print_table(runs: dict[str, list[Result]], threads: int, load_avg: float, in
             continue
         rtfs = [x.transcribe_s / DURATION_S for x in engine_runs if not x.error]
         ratio = f"{r.transcribe_s / base.transcribe_s:.2f}x" if base and not base.error else "-"
+        step_s = r.decode_s / r.steps if r.steps else 0.0
         rows.append(
             [
                 engine,
@@ -324,8 +363,16 @@ def print_table(runs: dict[str, list[Result]], threads: int, load_avg: float, in
                 ratio,
                 f"{r.transcribe_cpu_s:.1f}",
                 f"{r.encode_s:.2f}",
+                gemm_share(
+                    one_piece_flops if engine == "official" else r.encode_flops,
+                    r.encode_s,
+                    ceilings,
+                ),
                 f"{r.prefill_s:.2f}",
                 f"{r.decode_s:.2f}",
+                str(r.steps),
+                f"{1e3 * step_s:.0f}" if step_s else "-",
+                f"{step_s / floor_s:.2f}x" if step_s else "-",
                 str(len(r.tokens)),
                 f"{len(r.tokens) / r.transcribe_s:.2f}",
                 f"{len(r.tokens) / r.decode_s:.2f}" if r.decode_s else "-",
@@ -346,6 +393,11 @@ def print_table(runs: dict[str, list[Result]], threads: int, load_avg: float, in
     )
     print(table(rows[0], rows[1:], left=1))
     print(*errors, sep="\n")
+    print(ceilings_line(ceilings, threads))
+    print(
+        f"weight-reading floor of one decoding step: {step_bytes() / 1e9:.2f} GB of float32 "
+        f"decoder weights at {ceilings['memory_gbps']:.1f} GB/s = {1e3 * floor_s:.0f} ms"
+    )
     print(
         "\nvs polyasr = engine RTF / polyasr RTF (>1 means polyasr is faster). polyasr: the "
         "default API with vad=False, two 30 s windows decoded as one batch (75 tokens each, "
@@ -353,7 +405,11 @@ def print_table(runs: dict[str, list[Result]], threads: int, load_avg: float, in
         "encoder attention, exactly the package's computation; official: qwen-asr "
         "transcribe(). enc s = log-mel + audio encoder; prefill s = the decoder over the "
         "prompt (official: its first forward minus the encoder); decode s = the generation "
-        "steps; dec tok/s = tokens / decode s. same ids = polyasr-1piece and official "
+        "steps; step ms = decode s / steps (one step decodes every row of the batch); vs "
+        "floor = step ms / the weight-reading floor; enc GEMM = encoder FLOPs (torch's FLOP "
+        "counter in the polyasr workers, after the timed call; official: polyasr-1piece's, the "
+        "same computation) per enc s as a share of the GEMM ceiling; dec tok/s = tokens / "
+        "decode s. same ids = polyasr-1piece and official "
         "generated identical ids in every round. other CPU s = CPU time other processes used "
         "while the worker ran: well above 0 means the row was slowed."
     )
@@ -378,12 +434,13 @@ def main() -> None:
         np.save(audio, samples)
         print(f"audio sha256 {hashlib.sha256(samples).hexdigest()[:12]}", file=sys.stderr)
         load_avg = os.getloadavg()[0]
+        ceilings = machine_ceilings(args.threads)
         runs: dict[str, list[Result]] = {engine: [] for engine in engines}
         for round_ in range(args.repeat):
             for engine in engines[round_ % len(engines) :] + engines[: round_ % len(engines)]:
                 print(f"round {round_ + 1}: {engine} ...", file=sys.stderr, flush=True)
                 runs[engine].append(run_worker(engine, args, audio))
-    print_table(runs, args.threads, load_avg, info)
+    print_table(runs, args.threads, load_avg, info, ceilings)
     if args.print_text:
         for r in map(median_run, runs.values()):
             print(f"\n[{r.engine}] {r.text[:300]}")

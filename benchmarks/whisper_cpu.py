@@ -23,7 +23,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from benchlib import emit_result, median_run, spawn_worker, table
+from benchlib import (
+    ceilings_line,
+    emit_result,
+    flop_replay,
+    gemm_share,
+    machine_ceilings,
+    median_run,
+    spawn_worker,
+    table,
+    time_calls,
+    weight_bytes,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("POLYASR_SHARED", REPO_ROOT.parent / "shared"))
@@ -45,6 +56,12 @@ class Result:
     other_cpu_s: float = 0.0  # CPU used by other processes meanwhile (set by the parent)
     text: str = ""
     error: str = ""
+    # polyasr rows only: encoder time and FLOPs, decoder steps, their time and weight bytes
+    encode_s: float = 0.0
+    encode_flops: float = 0.0
+    steps: int = 0
+    decode_s: float = 0.0
+    step_bytes: int = 0
 
 
 # --- engines (each runs inside its worker process; heavy imports stay local) ---------------
@@ -64,7 +81,31 @@ def _polyasr(vad: bool, qtype: str = "") -> Callable[[Path, Path, int, Path], Ca
         source = gguf_file(model_dir, cache, qtype) if qtype else model_dir
         model = polyasr.load(str(source), device="cpu", dtype="float32")
         options = polyasr.TranscribeOptions(language="en", beam_size=1, vad=vad)
-        return lambda: model.transcribe(str(audio), options).text
+        whisper = model.recognizer.model
+        count_flops = flop_replay(whisper.encoder, "forward")
+        encode, decode = (
+            time_calls(whisper.encoder, "forward"),
+            time_calls(whisper.decoder, "forward"),
+        )
+        logits = time_calls(whisper.decoder, "logits")
+        step_bytes = weight_bytes(
+            whisper.decoder, skip=("encoder_attn.k_proj", "encoder_attn.v_proj", "embed_positions")
+        )
+
+        def transcribe() -> str:
+            return model.transcribe(str(audio), options).text
+
+        def stats() -> dict:
+            return {
+                "encode_s": encode[0],
+                "encode_flops": count_flops(),
+                "steps": decode[1],
+                "decode_s": decode[0] + logits[0],
+                "step_bytes": step_bytes,
+            }
+
+        transcribe.stats = stats
+        return transcribe
 
     return run
 
@@ -230,9 +271,11 @@ def worker(args: argparse.Namespace) -> None:
         result.transcribe_cpu_s = time.process_time() - cpu
         result.load_s, result.cold_s = ready - start, done - start
         result.transcribe_s = done - ready
+        result.peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB
+        for key, value in getattr(transcribe, "stats", dict)().items():  # after the timing
+            setattr(result, key, value)
     except Exception as exc:  # reported in the table, not raised
         result.error = f"{type(exc).__name__}: {exc}"
-    result.peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     emit_result(result.__dict__)
 
 
@@ -306,12 +349,17 @@ def max_compression_ratio(text: str, window: int = 80) -> float:
 
 
 HEADER = ["engine", "RTF", "RTF range", "vs polyasr", "CPU s", "load s", "cold s", "peak MB"]
-HEADER += ["WER %"]
+HEADER += ["WER %", "enc s", "enc GEMM", "steps", "step ms", "vs floor"]
 HEADER += ["max 3g", "zlib", "loop", "other CPU s"]
 
 
 def print_table(
-    runs: dict[str, list[Result]], duration: float, reference: str, threads: int, load_avg: float
+    runs: dict[str, list[Result]],
+    duration: float,
+    reference: str,
+    threads: int,
+    load_avg: float,
+    ceilings: dict[str, float],
 ) -> None:
     from polyasr.metrics import wer
 
@@ -319,6 +367,8 @@ def print_table(
     base = next((r for r in results if r.engine == "polyasr" and not r.error), None)
     base_rtf = base.transcribe_s / duration if base else None
     ref_3g = max_trigram_count(reference)
+    # torch's FLOP counter sees no int8 kernel: quantized rows use the fp32 row's count
+    flops = max((r.encode_flops for r in results if not r.error), default=0.0)
     rows = [HEADER]
     for r in results:
         if r.error:
@@ -326,6 +376,7 @@ def print_table(
         rtf = r.transcribe_s / duration
         rtfs = [x.transcribe_s / duration for x in runs[r.engine] if not x.error]
         trigrams, zratio = max_trigram_count(r.text), max_compression_ratio(r.text)
+        step_s = r.decode_s / r.steps if r.steps else 0.0
         rows.append(
             [
                 r.engine,
@@ -337,6 +388,13 @@ def print_table(
                 f"{r.cold_s:.2f}",
                 f"{r.peak_rss_mb:.0f}",
                 f"{100 * wer(reference, r.text):.2f}",
+                f"{r.encode_s:.2f}" if r.encode_s else "-",
+                gemm_share(flops, r.encode_s, ceilings) if r.encode_s else "-",
+                str(r.steps) if r.steps else "-",
+                f"{1e3 * step_s:.1f}" if step_s else "-",
+                f"{step_s / (r.step_bytes / (ceilings['memory_gbps'] * 1e9)):.2f}x"
+                if step_s
+                else "-",
                 str(trigrams),
                 f"{zratio:.2f}",
                 "yes" if zratio > 2.4 or trigrams >= ref_3g + 3 else "no",
@@ -354,11 +412,18 @@ def print_table(
     for r in results:
         if r.error:
             print(f"{r.engine}: {r.error}")
+    print(ceilings_line(ceilings, threads))
     print(
         "\nvs polyasr = engine RTF / polyasr RTF (>1 means polyasr is faster). CPU s = CPU time "
         "of the transcription, all threads. max 3g = most repeats of one word 3-gram "
         f"(reference: {ref_3g}); loop = zlib ratio (worst 80-word window) > 2.4 or max 3g >= "
-        "reference + 3. other CPU s = CPU time other processes used while the worker ran: "
+        "reference + 3. polyasr rows: enc s = encoder time; enc GEMM = its FLOPs (torch's FLOP "
+        "counter, after the timed call; for GGUF rows the fp32 count) per second as a share of "
+        "the GEMM ceiling; steps = decoder calls; step ms = decoder + logits time per step; "
+        "vs floor = step ms / the time to read the step's weights (decoder layers without the "
+        "cross K/V projections, plus the tied output projection, at their stored size) at "
+        "the matrix-vector bandwidth. "
+        "other CPU s = CPU time other processes used while the worker ran: "
         "well above 0 means the row was slowed by competition for the cores."
     )
 
@@ -407,13 +472,14 @@ def main() -> None:
         audio = Path(tmp) / "bench.wav"  # every engine decodes this same 16 kHz mono WAV
         write_wav(audio, samples)
         load_avg = os.getloadavg()[0]
+        ceilings = machine_ceilings(args.threads)
         runs: dict[str, list[Result]] = {e: [] for e in engines}
         for round_ in range(args.repeat):
             order = engines[round_ % len(engines) :] + engines[: round_ % len(engines)]
             for engine in order:
                 print(f"round {round_ + 1}: running {engine} ...", file=sys.stderr, flush=True)
                 runs[engine].append(run_worker(engine, args, audio))
-    print_table(runs, duration, reference, args.threads, load_avg)
+    print_table(runs, duration, reference, args.threads, load_avg, ceilings)
     if args.print_text:
         for r in map(median_run, runs.values()):
             print(f"\n[{r.engine}] {r.text}")
