@@ -240,7 +240,7 @@ def _dequantize_q4_k(raw: torch.Tensor) -> torch.Tensor:
 def int8_matrix(blocks: np.ndarray, kind: str, shape: tuple[int, ...]) -> Int8Matrix:
     """A quantized tensor as int8 rows: Q8_0 whose blocks share their row's scale is viewed in
     place (no copy: `blocks` may be a memory map); anything else is rounded once more, per row,
-    a few rows at a time (so that reading never holds a whole float32 copy)."""
+    when first used (at packing), a few rows at a time (never a whole float32 copy)."""
     rows = shape[0]
     blocks = np.asarray(blocks).reshape(rows, -1)
     if kind == "Q8_0":
@@ -250,14 +250,19 @@ def int8_matrix(blocks: np.ndarray, kind: str, shape: tuple[int, ...]) -> Int8Ma
             raw = _in_place(blocks).reshape(rows, -1, QUANTIZED[kind])
             return Int8Matrix(raw[:, :, 2:].view(torch.int8), scales, shape)
     columns = int(np.prod(shape[1:]))
-    values = torch.empty(rows, columns, dtype=torch.int8)
-    scales = torch.empty(rows)
-    step = max(1, REQUANTIZE_CHUNK // columns)
-    for start in range(0, rows, step):
-        part = blocks[start : start + step]
-        matrix = Int8Matrix.quantize(dequantize(part, kind, (part.shape[0], columns)))
-        values[start : start + step], scales[start : start + step] = matrix.values, matrix.scales
-    return Int8Matrix(values, scales, shape)
+
+    def requantize() -> tuple[torch.Tensor, torch.Tensor]:
+        values = torch.empty(rows, columns, dtype=torch.int8)
+        scales = torch.empty(rows)
+        step = max(1, REQUANTIZE_CHUNK // columns)
+        for start in range(0, rows, step):
+            part = blocks[start : start + step]
+            matrix = Int8Matrix.quantize(dequantize(part, kind, (part.shape[0], columns)))
+            values[start : start + step] = matrix.values
+            scales[start : start + step] = matrix.scales
+        return values, scales
+
+    return Int8Matrix.deferred(requantize, shape)
 
 
 def _in_place(array: np.ndarray) -> torch.Tensor:
