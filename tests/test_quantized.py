@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from polyasr.models.linear import Embedding, Linear, PointwiseConv1d, linear
+from polyasr.models.linear import Embedding, Linear, PointwiseConv1d, TiedEmbedding, linear
 from polyasr.models.materialize import materialize
 from polyasr.models.quantized import Float16Matrix, Int8Matrix, pack_all, packed_kernels
 
@@ -65,9 +65,10 @@ def test_blocked_values_and_parallel_packing():
     expected = linear(x, plain)
     unmapped = []
     blocked.unmap = lambda: unmapped.append(True)
-    matrices = [blocked, Float16Matrix(weight.half())]
-    pack_all(matrices, threads=2)
-    assert unmapped == [True] and all(m.values.numel() == 0 for m in matrices)
+    matrices = [blocked, Float16Matrix(weight.half()), Int8Matrix.quantize(weight)]
+    pack_all([(blocked, False), (matrices[1], False), (matrices[2], True)], threads=2)
+    assert unmapped == [True] and all(m._packed is not None for m in matrices)
+    assert [m.values.numel() for m in matrices] == [0, 0, weight.numel()]  # the last is kept
     assert torch.equal(linear(x, blocked), expected)
     assert relative(linear(x, matrices[1]), x @ weight.T) < 1e-2
 
@@ -76,6 +77,7 @@ class Tiny(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.embed = Embedding(50, 32)
+        self.tied = TiedEmbedding(50, 32)
         self.proj = Linear(32, 64)
         self.conv = PointwiseConv1d(64, 32)
         self.norm = nn.LayerNorm(32)
@@ -87,10 +89,13 @@ def test_materialize_keeps_seam_weights_quantized():
     torch.manual_seed(0)
     dense = {k: torch.randn(v.shape) for k, v in Tiny().state_dict().items()}
     state = dict(dense)
-    for key in ("embed.weight", "proj.weight", "conv.weight", "other.weight"):
+    for key in ("embed.weight", "tied.weight", "proj.weight", "conv.weight", "other.weight"):
         state[key] = Int8Matrix.quantize(dense[key])
     model = materialize(Tiny, state, torch.device("cpu"), torch.float32, "the test weights")
     assert isinstance(model.embed.weight, Int8Matrix) and model.embed.weight.values.numel()
+    assert model.embed.weight._packed is None  # looked up only: never packed
+    tied = model.tied.weight  # looked up and the output projection: packed at load, rows kept
+    assert tied._packed is not None and tied.values.numel() == tied.numel()
     assert isinstance(model.proj.weight, Int8Matrix) and model.proj.weight.values.numel() == 0
     assert isinstance(model.conv.weight, Int8Matrix) and model.conv.weight.shape == (32, 64, 1)
     assert isinstance(model.other.weight, nn.Parameter)

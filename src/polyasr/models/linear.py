@@ -73,3 +73,8 @@ class Embedding(nn.Embedding):
         if isinstance(self.weight, PackedMatrix):
             return self.weight[ids]
         return super().forward(ids)
+
+
+class TiedEmbedding(Embedding):
+    """An embedding that is also the output projection (`embedding_logits` scores the
+    vocabulary with it): quantized, it is packed for the kernels when loaded, beside its rows."""

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import ModelError
-from .linear import Embedding, Linear
+from .linear import Embedding, Linear, TiedEmbedding
 from .quantized import PackedMatrix, pack_all, packed_kernels
 
 M = TypeVar("M", bound=nn.Module)
@@ -54,7 +54,7 @@ def materialize(
                 f"{got.dtype} {list(got.shape)}, the configuration needs {kind} {list(want.shape)}"
             )
     packed_here = torch.device(device).type == "cpu" and dtype == torch.float32 and packed_kernels()
-    to_pack: list[PackedMatrix] = []
+    to_pack: list[tuple[PackedMatrix, bool]] = []
     for key in list(state):
         tensor = state.pop(key)
         if isinstance(tensor, PackedMatrix):
@@ -62,8 +62,8 @@ def materialize(
             if owner is not None:
                 owner._parameters.pop("weight")
                 owner.weight = tensor
-                if isinstance(owner, Linear):
-                    to_pack.append(tensor)
+                if isinstance(owner, (Linear, TiedEmbedding)):
+                    to_pack.append((tensor, isinstance(owner, Embedding)))
                 continue
             tensor = tensor.dequantize()
         state[key] = tensor.to(device, dtype if tensor.is_floating_point() else None).contiguous()
@@ -75,7 +75,8 @@ def materialize(
 def _packed_owner(module: nn.Module, key: str) -> Linear | Embedding | None:
     """The `Linear` or `Embedding` whose weight `key` is (what the packed kernels run): a
     `Linear`'s values are packed for the kernel at load and dropped, an `Embedding` keeps them
-    for its row lookups. None elsewhere."""
+    for its row lookups (a `TiedEmbedding`, also the output projection, is packed at load
+    too). None elsewhere."""
     owner_name, _, name = key.rpartition(".")
     owner = module.get_submodule(owner_name)
     return owner if name == "weight" and isinstance(owner, (Linear, Embedding)) else None

@@ -128,15 +128,16 @@ class Float16Matrix(PackedMatrix):
         return torch.ops.quantized.linear_prepack_fp16(self.values.float(), None)
 
 
-def pack_all(matrices: Iterable[PackedMatrix], threads: int | None = None) -> None:
-    """Pack many matrices and drop their values, on `threads` threads (default: torch's
-    intra-op thread count): fbgemm packs one matrix on one core, at 50-130 M weights a second,
-    the longest part of loading a quantized model. The two copies each packing makes are
-    handed back to the system as it goes (glibc would keep a third of them: Parakeet's Q8_0
-    load peaked at 1.6x its file)."""
+def pack_all(matrices: Iterable[tuple[PackedMatrix, bool]], threads: int | None = None) -> None:
+    """Pack many (matrix, keep its values) pairs on `threads` threads (default: torch's
+    intra-op thread count); values not kept are dropped. fbgemm packs one matrix on one core,
+    at 50-130 M weights a second: the longest part of loading a quantized model. The two
+    copies each packing makes are handed back to the system as it goes (glibc would keep a
+    third of them: Parakeet's Q8_0 load peaked at 1.6x its file)."""
 
-    def pack(matrix: PackedMatrix) -> None:
-        matrix.release_values()
+    def pack(job: tuple[PackedMatrix, bool]) -> None:
+        matrix, keep = job
+        matrix.packed() if keep else matrix.release_values()
         release_free_memory()
 
     with ThreadPoolExecutor(max(1, threads or torch.get_num_threads())) as pool:

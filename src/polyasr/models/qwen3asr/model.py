@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..blocks import apply_rope, rope_tables, sinusoids
-from ..linear import Embedding, Linear, embedding_logits
+from ..linear import Embedding, Linear, TiedEmbedding, embedding_logits
 
 CHUNK_FRAMES = 100  # mel frames per conv chunk (2 * n_window)
 TOKENS_PER_CHUNK = 13  # ceil(100 / 8): audio tokens per full chunk
@@ -312,7 +312,8 @@ class TextModel(nn.Module):
 
     def __init__(self, dims: TextDims) -> None:
         super().__init__()
-        self.embed_tokens = Embedding(dims.vocab_size, dims.hidden)
+        embedding = TiedEmbedding if dims.tie_embeddings else Embedding
+        self.embed_tokens = embedding(dims.vocab_size, dims.hidden)
         self.layers = nn.ModuleList(DecoderLayer(dims) for _ in range(dims.layers))
         self.norm = RMSNorm(dims.hidden, dims.rms_eps)
         self.head_dim, self.rope_theta = dims.head_dim, dims.rope_theta

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from ..linear import Embedding, Linear, embedding_logits
+from ..linear import Embedding, Linear, TiedEmbedding, embedding_logits
 
 # cuDNN attention rebuilds its execution plan whenever the key length changes, which it does
 # at every decoding step (~5 ms of CPU per call); the other backends have no such cost.
@@ -206,7 +206,7 @@ class TextDecoder(nn.Module):
     def __init__(self, dims: WhisperDims) -> None:
         super().__init__()
         d = dims.d_model
-        self.embed_tokens = Embedding(dims.vocab_size, d)
+        self.embed_tokens = TiedEmbedding(dims.vocab_size, d)
         self.embed_positions = Embedding(dims.n_text_ctx, d)
         self.layers = nn.ModuleList(
             DecoderLayer(d, dims.decoder_heads, dims.decoder_ffn)
