@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import resource
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -176,43 +177,63 @@ def flop_replay(obj: Any, name: str) -> Callable[[], float]:
     return count
 
 
-def machine_ceilings(threads: int, rounds: int = 5) -> dict[str, float]:
-    """This machine's fp32 ceilings on `threads` threads, measured now (best of `rounds`): GEMM
-    GFLOP/s (a 2048 x 2048 x 2048 product: what compute-bound encoders can reach) and GB/s of
-    a matrix-vector product over a 256 MB matrix (what a decoding step that reads its weights
-    from memory can reach)."""
-    import time
+@dataclass
+class Machine:
+    """What a side-by-side run measures of the machine before its engines: the thread count,
+    the load average, and the fp32 ceilings on those threads (see `measure`)."""
 
-    import torch
+    threads: int
+    load_avg: float
+    gemm_gflops: float
+    memory_gbps: float
 
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
+    @classmethod
+    def measure(cls, threads: int, rounds: int = 5) -> Machine:
+        """The ceilings now (best of `rounds`): GEMM GFLOP/s of a 2048 x 2048 x 2048 product
+        (what compute-bound encoders can reach) and GB/s of a matrix-vector product over a
+        256 MB matrix (what a decoding step that reads its weights from memory can reach)."""
+        import time
 
-    def best(call: Callable[[], Any]) -> float:
-        call()
-        times = []
-        for _ in range(rounds):
-            start = time.perf_counter()
+        import torch
+
+        load_avg = os.getloadavg()[0]
+        previous = torch.get_num_threads()
+        torch.set_num_threads(threads)
+
+        def best(call: Callable[[], Any]) -> float:
             call()
-            times.append(time.perf_counter() - start)
-        return min(times)
+            times = []
+            for _ in range(rounds):
+                start = time.perf_counter()
+                call()
+                times.append(time.perf_counter() - start)
+            return min(times)
 
-    try:
-        square = torch.randn(2048, 2048)
-        gemm = 2 * 2048**3 / best(lambda: square @ square) / 1e9
-        weight, row = torch.randn(16384, 4096), torch.randn(1, 4096)
-        memory = weight.numel() * 4 / best(lambda: torch.nn.functional.linear(row, weight)) / 1e9
-    finally:
-        torch.set_num_threads(previous)
-    return {"gemm_gflops": gemm, "memory_gbps": memory}
+        try:
+            square = torch.randn(2048, 2048)
+            gemm = 2 * 2048**3 / best(lambda: square @ square) / 1e9
+            weight, row = torch.randn(16384, 4096), torch.randn(1, 4096)
+            memory = weight.numel() * 4 / best(lambda: torch.nn.functional.linear(row, weight))
+        finally:
+            torch.set_num_threads(previous)
+        return cls(threads, load_avg, gemm, memory / 1e9)
 
+    def line(self) -> str:
+        return (
+            f"machine ceilings measured in this run (fp32, {self.threads} threads): GEMM "
+            f"{self.gemm_gflops:.0f} GFLOP/s, matrix-vector from memory "
+            f"{self.memory_gbps:.1f} GB/s"
+        )
 
-def ceilings_line(ceilings: dict[str, float], threads: int) -> str:
-    return (
-        f"machine ceilings measured in this run (fp32, {threads} threads): GEMM "
-        f"{ceilings['gemm_gflops']:.0f} GFLOP/s, matrix-vector from memory "
-        f"{ceilings['memory_gbps']:.1f} GB/s"
-    )
+    def gemm_share(self, flops: float, seconds: float) -> str:
+        """`flops` done in `seconds` as a percentage of the GEMM ceiling ("-" when unknown)."""
+        if not flops or not seconds:
+            return "-"
+        return f"{100 * flops / seconds / 1e9 / self.gemm_gflops:.0f} %"
+
+    def floor_s(self, weight_bytes: float) -> float:
+        """Seconds to read `weight_bytes` at the measured bandwidth."""
+        return weight_bytes / (self.memory_gbps * 1e9)
 
 
 def weight_bytes(module: Any, skip: tuple[str, ...] = ()) -> int:
@@ -229,13 +250,6 @@ def weight_bytes(module: Any, skip: tuple[str, ...] = ()) -> int:
         size = {Int8Matrix: 1, Float16Matrix: 2}.get(type(weight)) or weight.element_size()
         total += weight.numel() * size
     return total
-
-
-def gemm_share(flops: float, seconds: float, ceilings: dict[str, float]) -> str:
-    """`flops` done in `seconds` as a percentage of the GEMM ceiling ("-" when unknown)."""
-    if not flops or not seconds:
-        return "-"
-    return f"{100 * flops / seconds / 1e9 / ceilings['gemm_gflops']:.0f} %"
 
 
 def benchmark_parser(description: str, engines: tuple[str, ...], ref_venv: Path) -> Any:

@@ -24,12 +24,10 @@ from pathlib import Path
 
 import numpy as np
 from benchlib import (
+    Machine,
     benchmark_parser,
-    ceilings_line,
     concatenated_speech,
     flop_replay,
-    gemm_share,
-    machine_ceilings,
     measure_once,
     median_run,
     record_calls,
@@ -357,10 +355,8 @@ def same_tokens(runs: dict[tuple[str, str], list[Result]], head: str, engine: st
 
 def print_table(
     runs: dict[tuple[str, str], list[Result]],
-    threads: int,
-    load_avg: float,
     build_info: dict,
-    ceilings: dict[str, float],
+    machine: Machine,
 ) -> None:
     rows = [HEADER]
     errors = []
@@ -383,7 +379,7 @@ def print_table(
                 ratio,
                 f"{r.transcribe_cpu_s:.1f}",
                 f"{r.encode_s:.2f}",
-                gemm_share(base.encode_flops if base else 0.0, r.encode_s, ceilings),
+                machine.gemm_share(base.encode_flops if base else 0.0, r.encode_s),
                 f"{r.transcribe_s - r.encode_s:.2f}",
                 f"{r.load_s:.2f}",
                 f"{r.cold_s:.2f}",
@@ -396,14 +392,14 @@ def print_table(
         )
     repeats = max(len(r) for r in runs.values())
     print(
-        f"\nGigaAM v3 (real size, random weights) on CPU, fp32, {threads} threads, "
+        f"\nGigaAM v3 (real size, random weights) on CPU, fp32, {machine.threads} threads, "
         f"{DURATION_S:.0f} s of speech; {repeats} round(s), each engine in a fresh process per "
         "round with one cold call (no warm-up); each row is the engine's median run, RTF range "
-        f"over all rounds; load average before the run: {load_avg:.2f}.\n"
+        f"over all rounds; load average before the run: {machine.load_avg:.2f}.\n"
     )
     print(table(rows[0], rows[1:], left=2))
     print(*errors, sep="\n")
-    print(ceilings_line(ceilings, threads))
+    print(machine.line())
     for head in HEADS:
         base = median_run(runs[(head, "polyasr")]) if (head, "polyasr") in runs else None
         if base is not None and not base.error:
@@ -449,15 +445,14 @@ def main() -> None:
         audio = Path(tmp) / "bench.npy"  # every engine reads these same float32 samples
         np.save(audio, samples)
         build_info = ensure_checkpoints(args, audio, hashlib.sha256(samples).hexdigest())
-        load_avg = os.getloadavg()[0]
-        ceilings = machine_ceilings(args.threads)
+        machine = Machine.measure(args.threads)
         jobs = [(h, e) for h in heads for e in engines]
         runs: dict[tuple[str, str], list[Result]] = {job: [] for job in jobs}
         for round_ in range(args.repeat):
             for head, engine in jobs[round_ % len(jobs) :] + jobs[: round_ % len(jobs)]:
                 print(f"round {round_ + 1}: {head} {engine} ...", file=sys.stderr, flush=True)
                 runs[(head, engine)].append(run_worker(head, engine, args, audio))
-    print_table(runs, args.threads, load_avg, build_info, ceilings)
+    print_table(runs, build_info, machine)
     if args.print_text:
         for r in map(median_run, runs.values()):
             print(f"\n[{r.head} {r.engine}] {r.text}")

@@ -28,12 +28,10 @@ from pathlib import Path
 
 import numpy as np
 from benchlib import (
+    Machine,
     benchmark_parser,
-    ceilings_line,
     concatenated_speech,
     flop_replay,
-    gemm_share,
-    machine_ceilings,
     measure_once,
     median_run,
     record_calls,
@@ -232,10 +230,8 @@ HEADER += ["load s", "cold s", "peak MB", "tokens", "same tokens", "other CPU s"
 
 def print_table(
     runs: dict[str, list[Result]],
-    threads: int,
-    load_avg: float,
     info: dict,
-    ceilings: dict[str, float],
+    machine: Machine,
 ) -> None:
     rows, errors = [HEADER], []
     base = median_run(runs["polyasr"]) if "polyasr" in runs else None
@@ -258,7 +254,7 @@ def print_table(
                 ratio,
                 f"{r.transcribe_cpu_s:.1f}",
                 f"{r.encode_s:.2f}",
-                gemm_share(base.encode_flops if base else 0.0, r.encode_s, ceilings),
+                machine.gemm_share(base.encode_flops if base else 0.0, r.encode_s),
                 f"{r.transcribe_s - r.encode_s:.2f}",
                 f"{r.load_s:.2f}",
                 f"{r.cold_s:.2f}",
@@ -271,13 +267,13 @@ def print_table(
     repeats = max(len(r) for r in runs.values())
     print(
         f"\nParakeet TDT 0.6B (real size, random weights, {info['parameters'] / 1e6:.1f} M "
-        f"parameters) on CPU, fp32, {threads} threads, {DURATION_S:.0f} s of speech, "
+        f"parameters) on CPU, fp32, {machine.threads} threads, {DURATION_S:.0f} s of speech, "
         f"{info['tokens']} tokens; {repeats} round(s), a fresh process per engine and round, one "
-        f"cold call each; rows are medians; load average before: {load_avg:.2f}.\n"
+        f"cold call each; rows are medians; load average before: {machine.load_avg:.2f}.\n"
     )
     print(table(rows[0], rows[1:], left=1))
     print(*errors, sep="\n")
-    print(ceilings_line(ceilings, threads))
+    print(machine.line())
     for engine, engine_runs in runs.items():
         cells = [
             f"RTF {r.transcribe_s / DURATION_S:.3f} (other CPU {r.other_cpu_s:.1f} s)"
@@ -314,14 +310,13 @@ def main() -> None:
         audio = Path(tmp) / "bench.npy"
         np.save(audio, samples)
         info = ensure_archive(args, audio, hashlib.sha256(samples).hexdigest())
-        load_avg = os.getloadavg()[0]
-        ceilings = machine_ceilings(args.threads)
+        machine = Machine.measure(args.threads)
         runs: dict[str, list[Result]] = {e: [] for e in engines}
         for round_ in range(args.repeat):
             for engine in engines[round_ % len(engines) :] + engines[: round_ % len(engines)]:
                 print(f"round {round_ + 1}: {engine} ...", file=sys.stderr, flush=True)
                 runs[engine].append(run_worker(engine, args, audio))
-    print_table(runs, args.threads, load_avg, info, ceilings)
+    print_table(runs, info, machine)
     if args.print_text:
         for engine, engine_runs in runs.items():
             print(f"\n[{engine}] {median_run(engine_runs).text}")

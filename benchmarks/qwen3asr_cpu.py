@@ -26,11 +26,9 @@ from pathlib import Path
 
 import numpy as np
 from benchlib import (
+    Machine,
     benchmark_parser,
-    ceilings_line,
     flop_replay,
-    gemm_share,
-    machine_ceilings,
     measure_once,
     median_run,
     spawn_worker,
@@ -336,15 +334,13 @@ def same_ids(runs: dict[str, list[Result]], engine: str) -> str:
 
 def print_table(
     runs: dict[str, list[Result]],
-    threads: int,
-    load_avg: float,
     info: dict,
-    ceilings: dict[str, float],
+    machine: Machine,
 ) -> None:
     rows = [HEADER]
     errors = []
     base = median_run(runs["polyasr"]) if "polyasr" in runs else None
-    floor_s = step_bytes() / (ceilings["memory_gbps"] * 1e9)
+    floor_s = machine.floor_s(step_bytes())
     flops = {e: median_run(rs).encode_flops for e, rs in runs.items()}
     one_piece_flops = flops.get("polyasr-1piece", 0.0)  # the official encoder's computation
     for engine, engine_runs in runs.items():
@@ -363,10 +359,8 @@ def print_table(
                 ratio,
                 f"{r.transcribe_cpu_s:.1f}",
                 f"{r.encode_s:.2f}",
-                gemm_share(
-                    one_piece_flops if engine == "official" else r.encode_flops,
-                    r.encode_s,
-                    ceilings,
+                machine.gemm_share(
+                    one_piece_flops if engine == "official" else r.encode_flops, r.encode_s
                 ),
                 f"{r.prefill_s:.2f}",
                 f"{r.decode_s:.2f}",
@@ -386,17 +380,17 @@ def print_table(
     repeats = max(len(r) for r in runs.values())
     print(
         f"\nQwen3-ASR-0.6B (real size, random weights, {info['parameters'] / 1e6:.1f} M "
-        f"parameters) on CPU, fp32, {threads} threads, {DURATION_S:.0f} s of speech, {TOKENS} "
-        f"generated tokens per engine; {repeats} round(s), each engine in a fresh process per "
-        "round with one cold call (no warm-up); each row is the engine's median run, RTF range "
-        f"over all rounds; load average before the run: {load_avg:.2f}.\n"
+        f"parameters) on CPU, fp32, {machine.threads} threads, {DURATION_S:.0f} s of speech, "
+        f"{TOKENS} generated tokens per engine; {repeats} round(s), each engine in a fresh "
+        "process per round with one cold call (no warm-up); each row is the engine's median run, "
+        f"RTF range over all rounds; load average before the run: {machine.load_avg:.2f}.\n"
     )
     print(table(rows[0], rows[1:], left=1))
     print(*errors, sep="\n")
-    print(ceilings_line(ceilings, threads))
+    print(machine.line())
     print(
         f"weight-reading floor of one decoding step: {step_bytes() / 1e9:.2f} GB of float32 "
-        f"decoder weights at {ceilings['memory_gbps']:.1f} GB/s = {1e3 * floor_s:.0f} ms"
+        f"decoder weights at {machine.memory_gbps:.1f} GB/s = {1e3 * floor_s:.0f} ms"
     )
     print(
         "\nvs polyasr = engine RTF / polyasr RTF (>1 means polyasr is faster). polyasr: the "
@@ -433,14 +427,13 @@ def main() -> None:
         audio = Path(tmp) / "bench.npy"  # every engine reads these same float32 samples
         np.save(audio, samples)
         print(f"audio sha256 {hashlib.sha256(samples).hexdigest()[:12]}", file=sys.stderr)
-        load_avg = os.getloadavg()[0]
-        ceilings = machine_ceilings(args.threads)
+        machine = Machine.measure(args.threads)
         runs: dict[str, list[Result]] = {engine: [] for engine in engines}
         for round_ in range(args.repeat):
             for engine in engines[round_ % len(engines) :] + engines[: round_ % len(engines)]:
                 print(f"round {round_ + 1}: {engine} ...", file=sys.stderr, flush=True)
                 runs[engine].append(run_worker(engine, args, audio))
-    print_table(runs, args.threads, load_avg, info, ceilings)
+    print_table(runs, info, machine)
     if args.print_text:
         for r in map(median_run, runs.values()):
             print(f"\n[{r.engine}] {r.text[:300]}")

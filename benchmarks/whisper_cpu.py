@@ -24,11 +24,9 @@ from pathlib import Path
 
 import numpy as np
 from benchlib import (
-    ceilings_line,
+    Machine,
     emit_result,
     flop_replay,
-    gemm_share,
-    machine_ceilings,
     median_run,
     spawn_worker,
     table,
@@ -357,9 +355,7 @@ def print_table(
     runs: dict[str, list[Result]],
     duration: float,
     reference: str,
-    threads: int,
-    load_avg: float,
-    ceilings: dict[str, float],
+    machine: Machine,
 ) -> None:
     from polyasr.metrics import wer
 
@@ -389,12 +385,10 @@ def print_table(
                 f"{r.peak_rss_mb:.0f}",
                 f"{100 * wer(reference, r.text):.2f}",
                 f"{r.encode_s:.2f}" if r.encode_s else "-",
-                gemm_share(flops, r.encode_s, ceilings) if r.encode_s else "-",
+                machine.gemm_share(flops, r.encode_s) if r.encode_s else "-",
                 str(r.steps) if r.steps else "-",
                 f"{1e3 * step_s:.1f}" if step_s else "-",
-                f"{step_s / (r.step_bytes / (ceilings['memory_gbps'] * 1e9)):.2f}x"
-                if step_s
-                else "-",
+                f"{step_s / machine.floor_s(r.step_bytes):.2f}x" if step_s else "-",
                 str(trigrams),
                 f"{zratio:.2f}",
                 "yes" if zratio > 2.4 or trigrams >= ref_3g + 3 else "no",
@@ -403,16 +397,16 @@ def print_table(
         )
     repeats = max(len(r) for r in runs.values())
     print(
-        f"\nwhisper-base on CPU, {threads} threads, {duration:.1f} s of English speech; "
+        f"\nwhisper-base on CPU, {machine.threads} threads, {duration:.1f} s of English speech; "
         f"{repeats} round(s), each engine in a fresh process per round with one cold call (no "
         "warm-up); each row is the engine's median run, RTF range over all rounds; "
-        f"load average before the run: {load_avg:.2f}.\n"
+        f"load average before the run: {machine.load_avg:.2f}.\n"
     )
     print(table(rows[0], rows[1:], left=1))
     for r in results:
         if r.error:
             print(f"{r.engine}: {r.error}")
-    print(ceilings_line(ceilings, threads))
+    print(machine.line())
     print(
         "\nvs polyasr = engine RTF / polyasr RTF (>1 means polyasr is faster). CPU s = CPU time "
         "of the transcription, all threads. max 3g = most repeats of one word 3-gram "
@@ -471,15 +465,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         audio = Path(tmp) / "bench.wav"  # every engine decodes this same 16 kHz mono WAV
         write_wav(audio, samples)
-        load_avg = os.getloadavg()[0]
-        ceilings = machine_ceilings(args.threads)
+        machine = Machine.measure(args.threads)
         runs: dict[str, list[Result]] = {e: [] for e in engines}
         for round_ in range(args.repeat):
             order = engines[round_ % len(engines) :] + engines[: round_ % len(engines)]
             for engine in order:
                 print(f"round {round_ + 1}: running {engine} ...", file=sys.stderr, flush=True)
                 runs[engine].append(run_worker(engine, args, audio))
-    print_table(runs, duration, reference, args.threads, load_avg, ceilings)
+    print_table(runs, duration, reference, machine)
     if args.print_text:
         for r in map(median_run, runs.values()):
             print(f"\n[{r.engine}] {r.text}")
