@@ -272,7 +272,8 @@ def built_source(model: str, args: argparse.Namespace, audio: Path, sha: str) ->
     try:
         if family == "gigaam":
             gigaam_cpu.ensure_checkpoints(ns, audio, sha)
-            return gigaam_cpu.checkpoint_path(ns.cache_dir, model.removeprefix("gigaam-"))
+            head = {"gigaam-ctc": "ctc", "gigaam-rnnt": "e2e_rnnt"}[model]
+            return gigaam_cpu.checkpoint_path(ns.cache_dir, head)
         if family == "parakeet":
             parakeet_cpu.ensure_archive(ns, audio, sha)
             return ns.cache_dir / parakeet_cpu.ARCHIVE_NAME
