@@ -214,6 +214,21 @@ def test_a_gguf_file_of_another_program_is_one_line(tmp_path):
     assert "not a polyasr model" in refused(other)
 
 
+def test_a_gguf_file_is_rewritten_in_another_type(tmp_path, capsys):
+    """`polyasr quantize FILE.gguf` reads the file's weights as plain tensors: its f32
+    rewrite holds exactly the Q8_0 file's values and gives its text."""
+    q8, f32 = tmp_path / "m.q8_0.gguf", tmp_path / "m.f32.gguf"
+    assert main(["quantize", str(GOLDEN / "gigaam-v3-ctc"), "-o", str(q8)]) == 0
+    assert main(["quantize", str(q8), "--qtype", "f32", "-o", str(f32)]) == 0
+    assert "F32" in capsys.readouterr().out
+    original = read_gguf(q8, quantized=False).state
+    rewritten = read_gguf(f32).state
+    assert all(torch.equal(rewritten[k].float(), v.float()) for k, v in original.items())
+    samples = load_audio(shared_path("data", "en", "jfk.16k.flac")).mono()[: 16000 * 8]
+    texts = [polyasr.load(p, device="cpu").transcribe(samples, vad=False).text for p in (q8, f32)]
+    assert agreement(texts[1], texts[0]) >= 0.95
+
+
 def test_quantize_errors_are_one_line(tmp_path, capsys):
     assert main(["quantize", str(GOLDEN / "gigaam-v3-ctc"), "--qtype", "q3", "-o", "x"]) == 2
     missing_dir = tmp_path / "no" / "such" / "dir" / "m.gguf"

@@ -633,7 +633,7 @@ def quantize(model: str, qtype: str, output: Path) -> None:
     from .registry import read_checkpoint, resolve_directory
 
     directory, name = resolve_directory(model)
-    family, checkpoint = read_checkpoint(directory)
+    family, checkpoint = read_checkpoint(directory, dense=True)
     try:
         counts = write_gguf(checkpoint, qtype, output, name)
     except OSError as exc:

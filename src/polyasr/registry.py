@@ -171,15 +171,16 @@ def load(name_or_path: str | Path, device: str = "auto", dtype: Any = None) -> T
     return Transcriber(recognizer)
 
 
-def read_checkpoint(path: Path) -> tuple[Family, Checkpoint]:
+def read_checkpoint(path: Path, dense: bool = False) -> tuple[Family, Checkpoint]:
     """The family and the `Checkpoint` of a model directory or file: a family's published
     files (through the checkpoint cache, `models/checkpoint_cache.py`), or a polyasr GGUF file
-    (recognized by its header)."""
+    (recognized by its header; with `dense`, its weights as plain tensors, not packed-kernel
+    matrices: what rewriting it in another type needs)."""
     from .models.checkpoint_cache import read_through
     from .models.gguf import is_gguf, read_gguf
 
     if is_gguf(path):
-        checkpoint = read_gguf(path)
+        checkpoint = read_gguf(path, quantized=not dense)
         for make in FAMILIES:
             family = make()
             if family.name == checkpoint.family:
