@@ -69,14 +69,3 @@ def _shards(index: Path) -> list[Path]:
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ModelError(f"cannot read the shard index {index}: {exc}") from exc
     return [index.parent / name for name in names]
-
-
-def safetensors_inputs(directory: Path, stem: str = "model") -> list[Path]:
-    """Every file `load_safetensors` may read, present or not: the single file, the index and
-    the shards it names. For fingerprints of a model's files, so it never raises."""
-    index = directory / f"{stem}.safetensors.index.json"
-    try:
-        shards = _shards(index) if index.is_file() else []
-    except ModelError:
-        shards = []
-    return [directory / f"{stem}.safetensors", index, *shards]

@@ -21,14 +21,15 @@ class Family:
     detect: Callable[[Path], bool]
     read: Callable[[Path], Checkpoint]
     build: Callable[..., Recognizer]
-    inputs: Callable[[Path], list[Path]]
-    """The files `read` reads from a path (their sizes and times validate a cached copy)."""
+    inputs: Callable[[Path], list[Path]] = lambda path: []
+    """The files `read` reads from a path (their sizes and times validate a cached copy);
+    none for families whose weights are memory-mapped as read (no copy is kept of them)."""
 
 
 def _whisper_family() -> Family:
-    from .models.whisper import build_whisper, is_whisper_dir, read_whisper, whisper_inputs
+    from .models.whisper import build_whisper, is_whisper_dir, read_whisper
 
-    return Family("whisper", is_whisper_dir, read_whisper, build_whisper, whisper_inputs)
+    return Family("whisper", is_whisper_dir, read_whisper, build_whisper)
 
 
 def _gigaam_family() -> Family:
@@ -44,9 +45,9 @@ def _parakeet_family() -> Family:
 
 
 def _qwen3asr_family() -> Family:
-    from .models.qwen3asr import build_qwen3asr, is_qwen3asr_dir, qwen3asr_inputs, read_qwen3asr
+    from .models.qwen3asr import build_qwen3asr, is_qwen3asr_dir, read_qwen3asr
 
-    return Family("qwen3-asr", is_qwen3asr_dir, read_qwen3asr, build_qwen3asr, qwen3asr_inputs)
+    return Family("qwen3-asr", is_qwen3asr_dir, read_qwen3asr, build_qwen3asr)
 
 
 FAMILIES: list[Callable[[], Family]] = [

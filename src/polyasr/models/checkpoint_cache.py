@@ -12,10 +12,10 @@ polyasr (whose readers may have changed), a truncated or garbled cache file all 
 published files are read again and the copy is rewritten (temp file, fsync, rename). Writing is
 best effort: when it fails (read-only folder, full disk) a warning says so and the load goes on.
 
-Models published as safetensors (Whisper, Qwen3-ASR) get no copy: they are memory-mapped as
-read, and widening their 16-bit weights (about 1 s for Qwen3-ASR 0.6B) does not justify a copy
-twice their size on disk (3.6 GB for that model). `POLYASR_CHECKPOINT_CACHE=off` turns the
-cache off.
+Models published as safetensors (Whisper, Qwen3-ASR) get no copy (their families declare no
+inputs): they are memory-mapped as read, and widening their 16-bit weights (about 1 s for
+Qwen3-ASR 0.6B) does not justify a copy twice their size on disk (3.6 GB for that model).
+`POLYASR_CHECKPOINT_CACHE=off` turns the cache off.
 """
 
 from __future__ import annotations
@@ -58,8 +58,8 @@ def cache_file(key: str) -> Path:
 
 
 def read_through(path: Path, inputs: list[Path], read: Callable[[Path], Checkpoint]) -> Checkpoint:
-    """`read(path)`, or its cached copy while `inputs` (the files `read` reads) are unchanged.
-    After a real read the copy is written when worth it and the checkpoint returned is read
+    """`read(path)`, or its cached copy while `inputs` (the files `read` reads; none: no copy)
+    are unchanged. After a real read the copy is written and the checkpoint returned is read
     back from it, so the first load gives the same tensors as the next ones."""
     if not enabled() or not inputs:
         return read(path)
@@ -70,8 +70,6 @@ def read_through(path: Path, inputs: list[Path], read: Callable[[Path], Checkpoi
     if cached is not None:
         return cached
     checkpoint = read(path)
-    if not _worth_copying(checkpoint, inputs):
-        return checkpoint
     return _store(target, key, stamp, checkpoint) or checkpoint
 
 
@@ -98,13 +96,6 @@ def _code_fingerprint() -> str:
         info = module.stat()
         digest.update(f"{module.relative_to(package)} {info.st_size} {info.st_mtime_ns}\n".encode())
     return digest.hexdigest()[:16]
-
-
-def _worth_copying(checkpoint: Checkpoint, inputs: list[Path]) -> bool:
-    """Pickled weights are; safetensors ones (memory-mapped when read) are not."""
-    if not all(isinstance(t, torch.Tensor) for t in checkpoint.state.values()):
-        return False
-    return not any(p.suffix == ".safetensors" for p in inputs)
 
 
 def _load(target: Path, key: str, stamp: str) -> Checkpoint | None:

@@ -11,7 +11,7 @@ import torch
 from ...audio import FeatureConfig
 from ...devices import resolve_device, resolve_dtype
 from ...errors import ModelError
-from ...model_files import load_safetensors, model_type, read_json, safetensors_inputs
+from ...model_files import load_safetensors, model_type, read_json
 from ..checkpoint import Checkpoint
 from ..materialize import materialize
 from .model import AudioDims, Qwen3AsrThinker, TextDims
@@ -103,12 +103,6 @@ def _features(pre: dict[str, Any], n_mels: int, where: str) -> FeatureConfig:
 
 
 TOKENIZER_FILES = ("tokenizer.json", "vocab.json", "merges.txt", "tokenizer_config.json")
-
-
-def qwen3asr_inputs(path: Path) -> list[Path]:
-    """The files `read_qwen3asr` reads from the directory `path`, present or not."""
-    names = ("config.json", "preprocessor_config.json", *TOKENIZER_FILES)
-    return [path / name for name in names] + safetensors_inputs(path)
 
 
 def read_qwen3asr(path: Path) -> Checkpoint:

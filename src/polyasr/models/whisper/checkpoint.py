@@ -8,7 +8,7 @@ from typing import Any
 
 from ...devices import resolve_device, resolve_dtype
 from ...errors import ModelError
-from ...model_files import load_safetensors, model_type, read_json, safetensors_inputs
+from ...model_files import load_safetensors, model_type, read_json
 from ..blocks import sinusoids
 from ..checkpoint import Checkpoint
 from ..materialize import materialize
@@ -38,12 +38,6 @@ def dims_from_config(config: dict[str, Any]) -> WhisperDims:
         )
     except KeyError as exc:
         raise ModelError(f"Whisper config.json lacks the field {exc}") from None
-
-
-def whisper_inputs(directory: Path) -> list[Path]:
-    """The files `read_whisper` reads from `directory`, present or not."""
-    names = ("config.json", "generation_config.json", "tokenizer.json")
-    return [directory / name for name in names] + safetensors_inputs(directory)
 
 
 def read_whisper(directory: Path) -> Checkpoint:
