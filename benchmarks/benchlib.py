@@ -132,7 +132,7 @@ def measure_once(result: Any, launched_at: float, prepare: Any) -> None:
     transcribe_s, transcribe_cpu_s, encode_s, peak_rss_mb, tokens, text and error fields) is
     filled and printed. Times count from `launched_at`, the parent's launch of the process.
     A call with a `count_flops` attribute (see `flop_replay`) also fills `encode_flops`, after
-    the timing."""
+    the timing, where `result` has that field."""
     import time
 
     transcribe = None
@@ -149,7 +149,7 @@ def measure_once(result: Any, launched_at: float, prepare: Any) -> None:
         result.error = f"{type(exc).__name__}: {exc}"
     result.peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     count_flops = getattr(transcribe, "count_flops", None)
-    if count_flops is not None and not result.error:
+    if count_flops is not None and hasattr(result, "encode_flops") and not result.error:
         result.encode_flops = count_flops()
     emit_result(result.__dict__)
 
