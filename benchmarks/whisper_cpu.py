@@ -65,10 +65,13 @@ class Result:
 # --- engines (each runs inside its worker process; heavy imports stay local) ---------------
 
 
-def _polyasr(vad: bool, qtype: str = "") -> Callable[[Path, Path, int, Path], Callable[[], str]]:
+def _polyasr(
+    vad: bool, qtype: str = "", dtype: str = "float32"
+) -> Callable[[Path, Path, int, Path], Callable[[], str]]:
     """polyasr greedy fp32: sequential 30 s windows like the peers (vad=False), or the default
     pipeline (Silero VAD pieces decoded in batches); with `qtype`, from a GGUF file of that
-    type (made once in the cache), its matrices run by the int8 kernels."""
+    type (made once in the cache), its matrices run by the int8 kernels; with `dtype`, in
+    that compute type."""
 
     def run(model_dir: Path, audio: Path, threads: int, cache: Path) -> Callable[[], str]:
         import torch
@@ -77,7 +80,7 @@ def _polyasr(vad: bool, qtype: str = "") -> Callable[[Path, Path, int, Path], Ca
 
         torch.set_num_threads(threads)
         source = gguf_file(model_dir, cache, qtype) if qtype else model_dir
-        model = polyasr.load(str(source), device="cpu", dtype="float32")
+        model = polyasr.load(str(source), device="cpu", dtype=dtype)
         options = polyasr.TranscribeOptions(language="en", beam_size=1, vad=vad)
         whisper = model.recognizer.model
         count_flops = flop_replay(whisper.encoder, "forward")
@@ -197,6 +200,7 @@ ENGINES: dict[str, Callable[[Path, Path, int, Path], Callable[[], str]]] = {
     "polyasr-vad": _polyasr(vad=True),
     "polyasr-q8_0": _polyasr(vad=False, qtype="q8_0"),
     "polyasr-q4_0": _polyasr(vad=False, qtype="q4_0"),
+    "polyasr-bf16": _polyasr(vad=False, dtype="bfloat16"),
     "transformers": run_transformers,
     "faster-whisper-fp32": _faster_whisper("float32"),
     "faster-whisper-int8": _faster_whisper("int8"),
