@@ -10,6 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("POLYASR_SHARED", REPO_ROOT.parent / "shared"))
+"""The shared data and models: `POLYASR_SHARED`, default `../shared` next to the repository."""
+SAMPLE_RATE = 16_000
+
 
 def machine_busy_s() -> float:
     """CPU seconds that all processes on the machine have used since boot (Linux)."""

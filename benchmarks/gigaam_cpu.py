@@ -25,6 +25,9 @@ from pathlib import Path
 
 import numpy as np
 from benchlib import (
+    REPO_ROOT,
+    SAMPLE_RATE,
+    SHARED,
     Machine,
     benchmark_parser,
     concatenated_speech,
@@ -37,10 +40,7 @@ from benchlib import (
     time_calls,
 )
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("POLYASR_SHARED", REPO_ROOT.parent / "shared"))
 REF_VENV = REPO_ROOT / ".ref-venv-gigaam"
-SAMPLE_RATE = 16_000
 DURATION_S = 60.0
 GAP_S = 0.5
 PIECES_S = ((0.0, 25.0), (25.0, 50.0), (50.0, 60.0))  # polyasr's fixed 25 s windows (vad=False)

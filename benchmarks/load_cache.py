@@ -33,11 +33,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchlib import emit_result, spawn_worker, table
+from benchlib import REPO_ROOT, SHARED, emit_result, spawn_worker, table
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = REPO_ROOT / "tests" / "golden"
-SHARED = Path(os.environ.get("POLYASR_SHARED", REPO_ROOT.parent / "shared"))
 BUILD_VERSION = 1
 SEED = 13
 MODES = ("cold", "first", "second")

@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 from benchlib import (
+    REPO_ROOT,
+    SHARED,
     Machine,
     benchmark_parser,
     concatenated_speech,
@@ -41,10 +43,7 @@ from benchlib import (
     time_calls,
 )
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("POLYASR_SHARED", REPO_ROOT.parent / "shared"))
 REF_VENV = REPO_ROOT / ".ref-venv-nemo"
-SAMPLE_RATE = 16_000
 DURATION_S = 60.0
 ENGINES = ("polyasr", "polyasr-vad", "polyasr-bf16", "nemo")
 REAL_DIMS = {

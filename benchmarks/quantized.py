@@ -61,6 +61,9 @@ import parakeet_cpu
 import qwen3asr_cpu
 import whisper_cpu
 from benchlib import (
+    REPO_ROOT,
+    SAMPLE_RATE,
+    SHARED,
     concatenated_speech,
     emit_result,
     measure_once,
@@ -69,9 +72,6 @@ from benchlib import (
     table,
 )
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("POLYASR_SHARED", REPO_ROOT.parent / "shared"))
-SAMPLE_RATE = 16_000
 TYPES = ("source", "f16", "q8_0", "q4_0", "q4_k")
 FAMILIES = {
     "whisper": ("whisper-base",),

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 from benchlib import (
+    REPO_ROOT,
     Machine,
     benchmark_parser,
     flop_replay,
@@ -36,7 +37,6 @@ from benchlib import (
 )
 from gigaam_cpu import DURATION_S, SAMPLE_RATE, default_audio
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 REF_VENV = REPO_ROOT / ".ref-venv-qwen"
 GOLDEN = REPO_ROOT / "tests" / "golden"
 ENGINES = ("polyasr", "polyasr-1piece", "official")

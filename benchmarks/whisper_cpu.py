@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 from benchlib import (
+    SAMPLE_RATE,
+    SHARED,
     Machine,
     emit_result,
     flop_replay,
@@ -34,9 +36,6 @@ from benchlib import (
     weight_bytes,
 )
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("POLYASR_SHARED", REPO_ROOT.parent / "shared"))
-SAMPLE_RATE = 16_000
 MIN_AUDIO_S = 128.0
 GAP_S = 1.5
 
